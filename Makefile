@@ -1,0 +1,135 @@
+# oskr: one non-recursive Makefile (BIRD style); each directory adds its
+# sources in a small module.mk fragment. Objects go out of tree to $(B).
+#
+#   make                 build everything into build/
+#   make test            build and run the test suite (Check + integration)
+#   make demo            the main job: local cluster + benchmark (README)
+#   make bench           benchmark matrix (never part of `make test`)
+#   make install PREFIX=/usr DESTDIR=/tmp/x
+#   make V=1             show commands
+#   make SANITIZE=address,undefined test
+
+B ?= build
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+PLUGINDIR ?= $(LIBDIR)/oskr/plugins
+DESTDIR ?=
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+VERSION := 0.1.0
+
+ifeq ($(V),1)
+Q :=
+quiet = @true
+else
+Q := @
+quiet = @printf '  %-7s %s\n'
+endif
+
+DEPS_PKGS := libcrypto yaml-0.1 check ck
+HAVE_DPDK := $(shell $(PKG_CONFIG) --exists libdpdk 2>/dev/null && echo 1)
+
+CRYPTO_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
+CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
+YAML_CFLAGS := $(shell $(PKG_CONFIG) --cflags yaml-0.1 2>/dev/null)
+YAML_LIBS := $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+# ck.pc adds -D__x86_64__ which is harmless; the library is header + libck.
+CK_LIBS := $(shell $(PKG_CONFIG) --libs ck 2>/dev/null || echo -lck)
+ifeq ($(HAVE_DPDK),1)
+DPDK_CFLAGS := $(shell $(PKG_CONFIG) --cflags libdpdk)
+DPDK_LIBS := $(shell $(PKG_CONFIG) --libs libdpdk)
+endif
+
+OPT ?= -O2 -g
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+CFLAGS ?= $(OPT)
+BASE_CFLAGS := -std=gnu11 -pthread -fPIC $(WARN) -Iinclude -I. \
+	-DOSKR_VERSION='"$(VERSION)"' \
+	-DOSKR_INSTALL_PLUGIN_DIR='"$(PLUGINDIR)"' \
+	-MMD -MP
+ifneq ($(SANITIZE),)
+BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+ALL_CFLAGS = $(BASE_CFLAGS) $(CRYPTO_CFLAGS) $(YAML_CFLAGS) $(CFLAGS)
+HOST_LIBS = $(CRYPTO_LIBS) $(YAML_LIBS) $(CK_LIBS) -ldl -lpthread -lm
+
+.SECONDEXPANSION:
+
+# Filled in by the module.mk fragments.
+CORE_SRCS :=
+SIM_SRCS :=
+PLUGINS :=
+PROGRAMS :=
+TEST_SRCS :=
+
+include daemon/module.mk
+include transport/module.mk
+include apps/module.mk
+include client/module.mk
+include sim/module.mk
+include plugins/module.mk
+include test/module.mk
+
+CORE_OBJS := $(CORE_SRCS:%.c=$(B)/obj/%.o)
+SIM_OBJS := $(SIM_SRCS:%.c=$(B)/obj/%.o)
+
+# `make`, `make test` and `make demo` first make sure the Debian packages
+# are there (installing them as root), then re-enter make so pkg-config is
+# evaluated with the packages present.
+all: deps
+	@$(MAKE) --no-print-directory build
+build: $(B)/liboskr-core.a $(PROGRAMS) $(PLUGINS:%=$(B)/plugins/%.so)
+.PHONY: all build test demo bench install clean deps
+
+$(B)/obj/%.o: %.c
+	$(quiet) CC $<
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS_$(subst /,_,$*)) -c $< -o $@
+
+$(B)/liboskr-core.a: $(CORE_OBJS)
+	$(quiet) AR $@
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/liboskr-sim.a: $(SIM_OBJS)
+	$(quiet) AR $@
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+# Plugins: only the SDK headers, hidden visibility, nothing of the host.
+PLUGIN_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -Iinclude \
+	-MMD -MP $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer)
+# (no '%' in the second expansion: make would substitute the stem into it)
+$(B)/plugins/%.so: $$(addprefix $(B)/pobj/,$$(subst .c,.o,$$(wildcard plugins/$$*/*.c)))
+	$(quiet) LD $@
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -shared $(LDFLAGS) $(if $(SANITIZE),,-Wl,--no-undefined) -o $@ $^
+
+$(B)/pobj/%.o: %.c
+	$(quiet) CC $<
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(PLUGIN_CFLAGS) $(CFLAGS) -c $< -o $@
+
+clean:
+	rm -rf $(B)
+
+deps:
+	@scripts/deps.sh
+
+# The main job (README): build, start a local cluster, benchmark, stop.
+DEMO_PROTOCOL ?= unreplicated
+demo: deps
+	@$(MAKE) --no-print-directory build
+	@scripts/demo.sh $(B) $(DEMO_PROTOCOL)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

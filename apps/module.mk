@@ -1,0 +1,2 @@
+# apps/: replicated applications (null, kv).
+CORE_SRCS += $(wildcard apps/*.c)
