@@ -46,9 +46,9 @@ const struct oskr_conf *oskr__conf_get(const struct oskr_conf *map,
 				       const char *key);
 
 /* The plugin-facing accessors of struct oskr_host (conf_u64, conf_bool,
- * conf_ms, conf_check_keys): errors are logged with oskr__log and also
- * appended to the last-error buffer below, so --check-config can show
- * them. */
+ * conf_ms, conf_check_keys): errors are logged with oskr__log and the
+ * latest one is also kept in this thread's last-error buffer below, so
+ * --check-config can show it. */
 int oskr__conf_u64(const struct oskr_conf *conf, const char *key,
 		   uint64_t min, uint64_t max, uint64_t dflt, uint64_t *out);
 int oskr__conf_bool(const struct oskr_conf *conf, const char *key,

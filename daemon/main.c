@@ -345,8 +345,8 @@ int main(int argc, char **argv)
 				     config->fault_count) < 0) {
 		const char *why = oskr__conf_last_error();
 		fprintf(stderr, "%s: protocol %s rejects this configuration%s%s\n",
-			config->file, descriptor->name, why ? ": " : "",
-			why ? why : "");
+			config->file, descriptor->name,
+			why && why[0] ? ": " : "", why ? why : "");
 		goto out_plugin;
 	}
 	long replica_id = o.replica_id >= 0 ? o.replica_id
