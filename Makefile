@@ -64,6 +64,8 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(CRYPTO_CFLAGS) $(YAML_CFLAGS) $(CFLAGS)
 HOST_LIBS = $(CRYPTO_LIBS) $(YAML_LIBS) $(CK_LIBS) -ldl -lpthread -lm
 
 .SECONDEXPANSION:
+# Keep objects made through pattern chains (plugins, tests).
+.SECONDARY:
 
 # Filled in by the module.mk fragments.
 CORE_SRCS :=
@@ -72,8 +74,8 @@ PLUGINS :=
 PROGRAMS :=
 TEST_SRCS :=
 
-include daemon/module.mk
 include transport/module.mk
+include daemon/module.mk
 include apps/module.mk
 include client/module.mk
 include sim/module.mk
@@ -133,3 +135,25 @@ demo: deps
 	@scripts/demo.sh $(B) $(DEMO_PROTOCOL)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# ---- install (FHS; wireguard-tools style variables) ----
+$(B)/oskr.pc: oskr.pc.in Makefile
+	$(quiet) GEN $@
+	@mkdir -p $(dir $@)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' -e 's|@ABI@|1.0|' $< >$@
+
+install: build $(B)/oskr.pc
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/oskr $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(SYSCONFDIR)/oskr
+	install -m 0755 $(B)/oskrd $(DESTDIR)$(SBINDIR)/oskrd
+	for p in oskr-bench oskr-keygen oskrctl; do \
+		[ ! -f $(B)/$$p ] || install -m 0755 $(B)/$$p $(DESTDIR)$(BINDIR)/$$p; done
+	install -m 0755 $(PLUGINS:%=$(B)/plugins/%.so) $(DESTDIR)$(PLUGINDIR)/
+	install -m 0644 include/oskr/*.h $(DESTDIR)$(INCLUDEDIR)/oskr/
+	install -m 0755 $(B)/liboskr-client.so $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(B)/oskr.pc $(DESTDIR)$(LIBDIR)/pkgconfig/oskr.pc
+	for c in conf/*.yaml; do [ ! -f "$$c" ] || install -m 0644 "$$c" $(DESTDIR)$(SYSCONFDIR)/oskr/; done
+.PHONY: install

@@ -16,3 +16,17 @@ test: deps
 	@$(MAKE) --no-print-directory test-bins
 	@scripts/run-tests.sh $(B) $(TESTS)
 .PHONY: test-bins
+
+# Loader test plugins: one source, built with different descriptors.
+PROBE_VARIANTS := good:  wrong_major:-DPROBE_MAJOR=2 newer_minor:-DPROBE_MINOR=99 \
+	small_size:-DPROBE_SIZE=16 no_symbol:-DPROBE_NO_DESCRIPTOR
+PROBE_SOS := $(foreach v,$(PROBE_VARIANTS),$(B)/test/plugins/probe_$(word 1,$(subst :, ,$(v))).so)
+define probe_rule
+$(B)/test/plugins/probe_$(word 1,$(subst :, ,$(1))).so: test/plugins/abi_probe.c include/oskr/plugin.h
+	$$(quiet) LD $$@
+	@mkdir -p $$(dir $$@)
+	$$(Q)$$(CC) $$(PLUGIN_CFLAGS) -MF /dev/null $$(CFLAGS) $(word 2,$(subst :, ,$(1))) -shared \
+		-Wl,--no-undefined -o $$@ $$<
+endef
+$(foreach v,$(PROBE_VARIANTS),$(eval $(call probe_rule,$(v))))
+test-bins: $(PROBE_SOS)
