@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -560,14 +561,50 @@ int oskr_client_poll(struct oskr_client *const *clients, size_t count,
 		wait_ms = wake == UINT64_MAX
 				  ? -1
 				  : (int)((wake - now + 999999) / 1000000);
-	int ready = poll(fds, count, wait_ms);
-	if (ready < 0 && errno != EINTR)
-		return -errno;
+	/* Transports without a pollable fd (DPDK: no virtual device can wake
+	 * a blocked process) are polled in rounds, with a back-off that goes
+	 * spin -> yield -> short sleep and resets on traffic. */
+	bool any_fdless = false;
+	for (size_t i = 0; i < count; i++)
+		any_fdless |= fds[i].fd < 0;
+	int ready;
+	if (!any_fdless) {
+		ready = poll(fds, count, wait_ms);
+		if (ready < 0 && errno != EINTR)
+			return -errno;
+	} else {
+		unsigned idle_rounds = 0;
+		for (;;) {
+			ready = poll(fds, count, 0);
+			if (ready < 0 && errno != EINTR)
+				return -errno;
+			int delivered = 0;
+			for (size_t i = 0; i < count; i++) {
+				struct oskr_client *c = clients[i];
+				if (fds[i].fd >= 0)
+					continue;
+				int got = c->tops->poll(c->transport,
+							client_deliver, c, 0);
+				if (got > 0)
+					delivered += got;
+			}
+			if (ready > 0 || delivered > 0)
+				break;
+			if (oskr__monotonic_ns() >= wake)
+				break;
+			if (++idle_rounds < 256)
+				continue;
+			if (idle_rounds < 512)
+				sched_yield();
+			else
+				usleep(20);
+		}
+	}
 	int completions = 0;
 	now = oskr__monotonic_ns();
 	for (size_t i = 0; i < count; i++) {
 		struct oskr_client *c = clients[i];
-		if (ready > 0 && (fds[i].revents & POLLIN))
+		if (ready > 0 && fds[i].fd >= 0 && (fds[i].revents & POLLIN))
 			c->tops->poll(c->transport, client_deliver, c, 0);
 		fire_timers(c, now);
 		completions += (int)c->completions;
