@@ -8,6 +8,8 @@
 #   make install PREFIX=/usr DESTDIR=/tmp/x
 #   make V=1             show commands
 #   make SANITIZE=address,undefined test
+#   make test-sanitize   the same into build-asan/ (docs/hardening.md)
+#   make fuzz            libFuzzer targets, FUZZ_SECONDS each (test/fuzz/)
 
 B ?= build
 PREFIX ?= /usr/local
@@ -56,9 +58,23 @@ BASE_CFLAGS := -std=gnu11 -pthread -fPIC $(WARN) -Iinclude -I. \
 	-DOSKR_VERSION='"$(VERSION)"' \
 	-DOSKR_INSTALL_PLUGIN_DIR='"$(PLUGINDIR)"' \
 	-MMD -MP
+# SANITIZE=address,undefined (make test-sanitize): every object, plugin
+# and test is instrumented; a UBSan finding aborts (exit non-zero) instead
+# of printing and going on, so the test that hit it fails. A sanitized
+# shared object leaves the runtime's symbols to the executable that loads
+# it, so plugins are then linked without -Wl,--no-undefined. SANITIZE is
+# exported so that a test script running make on the same build directory
+# (make install …) builds with the same instrumentation.
 ifneq ($(SANITIZE),)
-BASE_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+export SANITIZE
+SANITIZE_CFLAGS := -fsanitize=$(SANITIZE) -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+BASE_CFLAGS += $(SANITIZE_CFLAGS)
 LDFLAGS += -fsanitize=$(SANITIZE)
+PLUGIN_NO_UNDEFINED :=
+else
+SANITIZE_CFLAGS :=
+PLUGIN_NO_UNDEFINED := -Wl,--no-undefined
 endif
 ALL_CFLAGS = $(BASE_CFLAGS) $(CRYPTO_CFLAGS) $(YAML_CFLAGS) $(CFLAGS)
 HOST_LIBS = $(CRYPTO_LIBS) $(YAML_LIBS) $(CK_LIBS) -ldl -lpthread -lm
@@ -81,6 +97,9 @@ include client/module.mk
 include sim/module.mk
 include plugins/module.mk
 include test/module.mk
+include test/abi/module.mk
+include tools/module.mk
+include test/fuzz/module.mk
 
 CORE_OBJS := $(CORE_SRCS:%.c=$(B)/obj/%.o)
 SIM_OBJS := $(SIM_SRCS:%.c=$(B)/obj/%.o)
@@ -110,12 +129,12 @@ $(B)/liboskr-sim.a: $(SIM_OBJS)
 
 # Plugins: only the SDK headers, hidden visibility, nothing of the host.
 PLUGIN_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden $(WARN) -Iinclude \
-	-MMD -MP $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer)
+	-MMD -MP $(SANITIZE_CFLAGS)
 # (no '%' in the second expansion: make would substitute the stem into it)
 $(B)/plugins/%.so: $$(addprefix $(B)/pobj/,$$(subst .c,.o,$$(wildcard plugins/$$*/*.c)))
 	$(quiet) LD $@
 	@mkdir -p $(dir $@)
-	$(Q)$(CC) -shared $(LDFLAGS) $(if $(SANITIZE),,-Wl,--no-undefined) -o $@ $^
+	$(Q)$(CC) -shared $(LDFLAGS) $(PLUGIN_NO_UNDEFINED) -o $@ $^
 
 $(B)/pobj/%.o: %.c
 	$(quiet) CC $<
@@ -134,6 +153,14 @@ demo: deps
 	@$(MAKE) --no-print-directory build
 	@scripts/demo.sh $(B) $(DEMO_PROTOCOL)
 
+# The benchmark matrix (docs/benchmarks.md); never part of `make test`.
+# `make bench BENCH_ARGS=--quick` for the short run; see scripts/bench.sh -h.
+BENCH_ARGS ?=
+bench: deps
+	@$(MAKE) --no-print-directory build
+	@OSKR_BENCH_CFLAGS='$(CFLAGS)$(if $(SANITIZE), -fsanitize=$(SANITIZE))' \
+		scripts/bench.sh -b $(B) $(BENCH_ARGS)
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
 # ---- install (FHS; wireguard-tools style variables) ----
@@ -141,19 +168,39 @@ $(B)/oskr.pc: oskr.pc.in Makefile
 	$(quiet) GEN $@
 	@mkdir -p $(dir $@)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
-		-e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' \
+		-e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' -e 's|@BINDIR@|$(BINDIR)|' \
 		-e 's|@VERSION@|$(VERSION)|' -e 's|@ABI@|1.0|' $< >$@
 
-install: build $(B)/oskr.pc
+# systemd directories asked of pkg-config (wireguard-tools style), with
+# FHS fallbacks when systemd.pc is absent.
+SYSTEMDUNITDIR ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),$(PREFIX)/lib/systemd/system)
+SYSUSERSDIR ?= $(or $(shell $(PKG_CONFIG) --variable=sysusersdir systemd 2>/dev/null),$(PREFIX)/lib/sysusers.d)
+# The units name /usr/sbin/oskrd and /etc/oskr: rewritten for this prefix.
+UNIT_PATHS = -e 's|/usr/sbin/oskrd|$(SBINDIR)/oskrd|g' \
+	-e 's|/etc/oskr/|$(SYSCONFDIR)/oskr/|g' -e 's|/etc/default/|$(SYSCONFDIR)/default/|g'
+
+install: build
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/oskr $(DESTDIR)$(LIBDIR)/pkgconfig \
-		$(DESTDIR)$(SYSCONFDIR)/oskr
+		$(DESTDIR)$(SYSCONFDIR)/oskr $(DESTDIR)$(SYSTEMDUNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(DATADIR)/oskr
 	install -m 0755 $(B)/oskrd $(DESTDIR)$(SBINDIR)/oskrd
-	for p in oskr-bench oskr-keygen oskrctl; do \
+	for p in oskr-bench oskr-keygen oskrctl oskr-plugin-test; do \
 		[ ! -f $(B)/$$p ] || install -m 0755 $(B)/$$p $(DESTDIR)$(BINDIR)/$$p; done
 	install -m 0755 $(PLUGINS:%=$(B)/plugins/%.so) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 include/oskr/*.h $(DESTDIR)$(INCLUDEDIR)/oskr/
 	install -m 0755 $(B)/liboskr-client.so $(DESTDIR)$(LIBDIR)/
-	install -m 0644 $(B)/oskr.pc $(DESTDIR)$(LIBDIR)/pkgconfig/oskr.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+		-e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@PLUGINDIR@|$(PLUGINDIR)|' -e 's|@BINDIR@|$(BINDIR)|' \
+		-e 's|@VERSION@|$(VERSION)|' -e 's|@ABI@|1.0|' oskr.pc.in \
+		>$(DESTDIR)$(LIBDIR)/pkgconfig/oskr.pc
+	for u in oskrd.service oskrd@.service; do \
+		sed $(UNIT_PATHS) conf/systemd/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
+	install -m 0644 conf/systemd/oskr.sysusers $(DESTDIR)$(SYSUSERSDIR)/oskr.conf
+	install -m 0644 conf/systemd/oskrd-dpdk.conf $(DESTDIR)$(DATADIR)/oskr/oskrd-dpdk.conf
+	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 docs/man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	for c in conf/*.yaml; do [ ! -f "$$c" ] || install -m 0644 "$$c" $(DESTDIR)$(SYSCONFDIR)/oskr/; done
 .PHONY: install

@@ -20,6 +20,7 @@
 #include <oskr/plugin.h>
 
 #include "config.h"
+#include "control.h"
 #include "loader.h"
 #include "log.h"
 #include "notify.h"
@@ -229,7 +230,8 @@ static void publish_status(struct oskr_replica *replica,
 }
 
 static int run(const struct options *o, struct oskr_config *config,
-	       const struct oskr_plugin *plugin, uint32_t replica_id)
+	       const struct oskr_plugin *plugin, const char *plugin_path,
+	       uint32_t replica_id)
 {
 	char *err = NULL;
 	/* Signals go to this thread only: block them before any thread
@@ -256,6 +258,25 @@ static int run(const struct options *o, struct oskr_config *config,
 		free(err);
 		oskr__replica_free(replica);
 		return 1;
+	}
+	/* The control socket (docs/operations.md) comes up before READY=1
+	 * and goes down before the replica stops. */
+	struct oskr_control *control = NULL;
+	if (config->control_socket) {
+		struct oskr_control_target target = {
+			.replica = replica,
+			.config = config,
+			.plugin = plugin,
+			.plugin_path = plugin_path,
+			.replica_id = replica_id,
+		};
+		if (oskr__control_start(&control, &target, &err) < 0) {
+			OSKR_ERROR("%s", err);
+			free(err);
+			oskr__replica_stop(replica);
+			oskr__replica_free(replica);
+			return 1;
+		}
 	}
 	OSKR_INFO("replica %u ready: protocol %s %s, %u replicas (f=%u), "
 		  "%u workers, app %s",
@@ -291,6 +312,7 @@ static int run(const struct options *o, struct oskr_config *config,
 		}
 	}
 	oskr__notify("STOPPING=1");
+	oskr__control_stop(control);
 	oskr__replica_stop(replica);
 	oskr__replica_free(replica);
 	OSKR_INFO("stopped");
@@ -385,7 +407,8 @@ int main(int argc, char **argv)
 			config->file);
 		goto out_plugin;
 	}
-	exit_code = run(&o, config, descriptor, (uint32_t)replica_id);
+	exit_code = run(&o, config, descriptor, plugin.path,
+			(uint32_t)replica_id);
 
 out_plugin:
 	oskr__plugin_unload(&plugin);

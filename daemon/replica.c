@@ -16,18 +16,22 @@
 #include "replica.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../apps/app.h"
 #include "../transport/transport.h"
 #include "buf.h"
+#include "control.h"
 #include "counters.h"
 #include "log.h"
 #include "signer.h"
+#include "snapshot_store.h"
 #include "stage.h"
 #include "timer.h"
 
@@ -77,8 +81,31 @@ struct oskr_replica {
 	int init_rc;
 
 	atomic_bool receiving;
+	/* Set once replica_fini returned: the SDK promises no callback after
+	 * fini, but stateless tasks queued before the stop may still be in
+	 * the ring (and may submit more); they are discarded, not run. */
+	atomic_bool finished;
 	bool started, stopped;
+
+	/* ---- operations (docs/operations.md) ---- */
+	/* Task run times, one histogram per worker (+1 for other threads)
+	 * so workers never share a cache line. */
+	struct oskr__latency_histogram *task_latency[OSKR_TASK_KINDS];
+	unsigned latency_slots;
+	/* Durable state: NULL without state_dir. `applied` counts the
+	 * operations applied to the app (executes + restores) over its
+	 * durable history; written by stateful tasks only, read by the
+	 * control thread. */
+	struct oskr_state_dir *state_dir;
+	struct oskr_snapshot_writer *snapshot_writer;
+	_Atomic uint64_t applied;
+	uint64_t snapshot_applied; /* stateful: applied at the last snapshot */
+	uint64_t restored_applied;
 };
+
+/* Snapshots go to state_dir every SNAPSHOT_INTERVAL_NS when the state
+ * changed, and on graceful stop (docs/operations.md, "Durable state"). */
+#define SNAPSHOT_INTERVAL_NS (1000ull * 1000 * 1000)
 
 #define NO_FREE_SLOT UINT32_MAX
 
@@ -86,6 +113,21 @@ static struct oskr_replica *replica_of(struct oskr_ctx *ctx)
 {
 	return (struct oskr_replica *)ctx;
 }
+
+/* ---- task timing ---- */
+
+static void observe_task(struct oskr_replica *r, enum oskr__task_kind kind,
+			 uint64_t start_ns)
+{
+	int worker = oskr__stage_worker_index();
+	unsigned slot = worker >= 0 && (unsigned)worker < r->latency_slots - 1
+				? (unsigned)worker
+				: r->latency_slots - 1;
+	oskr__latency_observe(&r->task_latency[kind][slot],
+			      oskr__monotonic_ns() - start_ns);
+}
+
+static void snapshot_take(struct oskr_replica *r, const char *why);
 
 /* ---- host services ---- */
 
@@ -213,16 +255,37 @@ static oskr_task_fn pointer_to_fn(void *pointer)
 	return u.fn;
 }
 
+static bool finished(struct oskr_replica *r)
+{
+	return atomic_load_explicit(&r->finished, memory_order_acquire);
+}
+
 static void run_plugin_task(void *a, void *b, void *c)
 {
 	struct oskr_replica *r = a;
+	if (finished(r))
+		return;
+	uint64_t start = oskr__monotonic_ns();
 	pointer_to_fn(b)(&r->ctx, r->state, c);
+	observe_task(r, OSKR_TASK_STATELESS, start);
+}
+
+static void run_plugin_stateful_task(void *a, void *b, void *c)
+{
+	struct oskr_replica *r = a;
+	if (finished(r))
+		return;
+	uint64_t start = oskr__monotonic_ns();
+	pointer_to_fn(b)(&r->ctx, r->state, c);
+	observe_task(r, OSKR_TASK_STATEFUL, start);
 }
 
 static int host_submit_stateless(struct oskr_ctx *ctx, oskr_task_fn fn,
 				 void *arg)
 {
 	struct oskr_replica *r = replica_of(ctx);
+	if (finished(r))
+		return -ESHUTDOWN;
 	return oskr__stage_submit_stateless(r->stage, run_plugin_task, r,
 					    fn_to_pointer(fn), arg);
 }
@@ -231,8 +294,10 @@ static int host_submit_stateful(struct oskr_ctx *ctx, oskr_task_fn fn,
 				void *arg)
 {
 	struct oskr_replica *r = replica_of(ctx);
-	return oskr__stage_submit_stateful(r->stage, run_plugin_task, r,
-					   fn_to_pointer(fn), arg);
+	if (finished(r))
+		return -ESHUTDOWN;
+	return oskr__stage_submit_stateful(r->stage, run_plugin_stateful_task,
+					   r, fn_to_pointer(fn), arg);
 }
 
 static void timer_fired(void *a, void *b)
@@ -241,7 +306,7 @@ static void timer_fired(void *a, void *b)
 	uint64_t handle = (uint64_t)(uintptr_t)b;
 	uint32_t index = (uint32_t)(handle >> 32);
 	uint32_t generation = (uint32_t)handle;
-	if (index >= r->timer_slot_count)
+	if (finished(r) || index >= r->timer_slot_count)
 		return;
 	struct timer_slot *slot = &r->timer_slots[index];
 	if (!slot->armed || slot->generation != generation)
@@ -252,7 +317,9 @@ static void timer_fired(void *a, void *b)
 	slot->generation++;
 	slot->next_free = r->timer_free_head;
 	r->timer_free_head = index;
+	uint64_t start = oskr__monotonic_ns();
 	fn(&r->ctx, r->state, arg);
+	observe_task(r, OSKR_TASK_STATEFUL, start);
 }
 
 static int host_timer_arm(struct oskr_ctx *ctx, uint64_t delay_ns,
@@ -321,8 +388,12 @@ static int host_app_execute(struct oskr_ctx *ctx, const void *op,
 			    size_t result_capacity, size_t *result_len)
 {
 	struct oskr_replica *r = replica_of(ctx);
-	return r->app_ops->execute(r->app, op, op_len, result,
-				   result_capacity, result_len);
+	int rc = r->app_ops->execute(r->app, op, op_len, result,
+				     result_capacity, result_len);
+	if (rc == 0)
+		atomic_fetch_add_explicit(&r->applied, 1,
+					  memory_order_relaxed);
+	return rc;
 }
 
 static int host_app_snapshot(struct oskr_ctx *ctx, void **out,
@@ -336,7 +407,11 @@ static int host_app_restore(struct oskr_ctx *ctx, const void *snapshot,
 			    size_t len)
 {
 	struct oskr_replica *r = replica_of(ctx);
-	return r->app_ops->restore(r->app, snapshot, len);
+	int rc = r->app_ops->restore(r->app, snapshot, len);
+	if (rc == 0) /* state transfer: the state changed */
+		atomic_fetch_add_explicit(&r->applied, 1,
+					  memory_order_relaxed);
+	return rc;
 }
 
 static void host_blob_free(struct oskr_ctx *ctx, void *blob)
@@ -423,13 +498,19 @@ static void receive_task(void *a, void *b, void *c)
 {
 	struct oskr_replica *r = a;
 	struct oskr_buf *buf = b;
+	if (finished(r)) {
+		oskr__buf_release(buf);
+		return;
+	}
 	struct oskr__buf *inner = oskr__buf_from_pub(buf);
 	struct oskr_msg msg = {
 		.buf = buf,
 		.from = inner->from,
 		.from_replica = inner->from_replica,
 	};
+	uint64_t start = oskr__monotonic_ns();
 	r->plugin->replica_receive(&r->ctx, r->state, &msg);
+	observe_task(r, OSKR_TASK_STATELESS, start);
 	oskr__buf_release(buf); /* the borrow ends with the callback */
 }
 
@@ -458,12 +539,167 @@ static void flush_after_batch(void *arg, unsigned worker)
 		r->tops->flush(r->transport, worker);
 }
 
+/* ---- durable state (docs/operations.md, "Durable state") ----
+ *
+ * The app is serialised inside a stateful task (the only place the app
+ * may be touched) and handed to the snapshot writer thread, which does
+ * the file I/O. A snapshot is taken every SNAPSHOT_INTERVAL_NS if the
+ * app changed, and after replica_fini on a graceful stop. At start the
+ * newest valid snapshot is restored before replica_init. */
+
+static void snapshot_take(struct oskr_replica *r, const char *why)
+{
+	uint64_t applied = atomic_load_explicit(&r->applied,
+						memory_order_relaxed);
+	if (!r->snapshot_writer || applied == r->snapshot_applied)
+		return;
+	void *blob = NULL;
+	size_t len = 0;
+	int rc = r->app_ops->snapshot(r->app, &blob, &len);
+	if (rc < 0) {
+		OSKR_ERROR("snapshot (%s): the %s app cannot serialise its "
+			   "state: %s",
+			   why, r->app_ops->name, strerror(-rc));
+		return;
+	}
+	struct oskr_snapshot_meta meta = {.applied = applied};
+	snprintf(meta.app, sizeof(meta.app), "%s", r->app_ops->name);
+	snprintf(meta.protocol, sizeof(meta.protocol), "%s", r->plugin->name);
+	oskr__snapshot_writer_submit(r->snapshot_writer, &meta, blob, len);
+	r->snapshot_applied = applied;
+}
+
+static void snapshot_timer_arm(struct oskr_replica *r);
+
+static void snapshot_timer_fired(void *a, void *b)
+{
+	struct oskr_replica *r = a;
+	snapshot_take(r, "interval");
+	snapshot_timer_arm(r);
+}
+
+static void snapshot_timer_arm(struct oskr_replica *r)
+{
+	uint64_t id;
+	int rc = oskr__timers_arm(r->timers, SNAPSHOT_INTERVAL_NS,
+				  snapshot_timer_fired, r, NULL, &id);
+	if (rc < 0)
+		OSKR_ERROR("periodic snapshots stop: cannot arm a timer: %s",
+			   strerror(-rc));
+}
+
+struct restore_context {
+	struct oskr_replica *replica;
+	unsigned skipped;
+};
+
+static int restore_accept(void *arg, const char *path,
+			  const struct oskr_snapshot_meta *meta,
+			  const void *payload, size_t len, char **why)
+{
+	struct restore_context *context = arg;
+	struct oskr_replica *r = context->replica;
+	if (strcmp(meta->app, r->app_ops->name) != 0)
+		return oskr__errorf(why,
+				    "written by the %s app, this replica runs "
+				    "%s",
+				    meta->app, r->app_ops->name);
+	int rc = r->app_ops->restore(r->app, payload, len);
+	if (rc < 0) {
+		oskr__errorf(why, "the %s app refuses its contents: %s",
+			     r->app_ops->name, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+static void restore_report(void *arg, const char *path, const char *why)
+{
+	struct restore_context *context = arg;
+	context->skipped++;
+	OSKR_ERROR("%s: %s; skipped, not loaded", path, why);
+}
+
+static void durable_close(struct oskr_replica *r)
+{
+	oskr__snapshot_writer_free(r->snapshot_writer);
+	r->snapshot_writer = NULL;
+	oskr__state_dir_close(r->state_dir);
+	r->state_dir = NULL;
+}
+
+/* Lock the state directory and restore the newest valid snapshot into the
+ * app (before any thread runs). */
+static int durable_open(struct oskr_replica *r, uint32_t replica_id,
+			char **err)
+{
+	if (!r->config->state_dir)
+		return 0;
+	char *path = oskr__expand_replica_id(r->config->state_dir, replica_id);
+	if (!path) {
+		oskr__errorf(err, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = oskr__state_dir_open(&r->state_dir, path, err);
+	free(path);
+	if (rc < 0)
+		return rc;
+	const char *dir = oskr__state_dir_path(r->state_dir);
+	struct restore_context context = {.replica = r};
+	struct oskr_snapshot_meta meta;
+	char *from = NULL;
+	rc = oskr__snapshot_load_newest(dir, restore_accept, restore_report,
+					&context, &meta, &from, err);
+	if (rc == 0) {
+		time_t written = (time_t)(meta.created_unix_ms / 1000);
+		struct tm tm;
+		char when[32] = "?";
+		if (gmtime_r(&written, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		OSKR_INFO("restored %s: %" PRIu64 " operations applied, %" PRIu64
+			  " bytes of %s state, written by %s at %s",
+			  from, meta.applied, meta.payload_len, meta.app,
+			  meta.protocol[0] ? meta.protocol : "?", when);
+		atomic_store_explicit(&r->applied, meta.applied,
+				      memory_order_relaxed);
+		r->snapshot_applied = meta.applied;
+		r->restored_applied = meta.applied;
+		free(from);
+	} else if (rc == -ENOENT) {
+		if (context.skipped)
+			OSKR_ERROR("state_dir %s: none of the %u snapshot "
+				   "file(s) is usable; starting with an empty "
+				   "%s app",
+				   dir, context.skipped, r->app_ops->name);
+		else
+			OSKR_INFO("state_dir %s: no snapshot yet; starting "
+				  "with an empty %s app",
+				  dir, r->app_ops->name);
+	} else {
+		goto err_close;
+	}
+	rc = oskr__snapshot_writer_create(&r->snapshot_writer, dir,
+					  OSKR_SNAPSHOT_KEEP_DEFAULT);
+	if (rc < 0) {
+		oskr__errorf(err, "cannot start the snapshot writer: %s",
+			     strerror(-rc));
+		goto err_close;
+	}
+	return 0;
+
+err_close:
+	durable_close(r);
+	return rc;
+}
+
 /* ---- life cycle ---- */
 
 static void init_task(void *a, void *b, void *c)
 {
 	struct oskr_replica *r = a;
 	int rc = r->plugin->replica_init(&r->ctx, r->state);
+	if (rc == 0 && r->snapshot_writer)
+		snapshot_timer_arm(r);
 	pthread_mutex_lock(&r->init_lock);
 	r->init_rc = rc;
 	r->init_done = true;
@@ -476,6 +712,8 @@ static void fini_task(void *a, void *b, void *c)
 	struct oskr_replica *r = a;
 	if (r->plugin->replica_fini)
 		r->plugin->replica_fini(&r->ctx, r->state);
+	atomic_store_explicit(&r->finished, true, memory_order_release);
+	snapshot_take(r, "stop"); /* the app is final now */
 }
 
 int oskr__replica_create(struct oskr_replica **out,
@@ -497,6 +735,15 @@ int oskr__replica_create(struct oskr_replica **out,
 	pthread_mutex_init(&r->init_lock, NULL);
 	pthread_cond_init(&r->init_cond, NULL);
 	atomic_init(&r->status_leader, -1);
+	r->latency_slots = config->workers + 1;
+	for (int kind = 0; kind < OSKR_TASK_KINDS; kind++) {
+		size_t size = r->latency_slots * sizeof(*r->task_latency[kind]);
+		r->task_latency[kind] = aligned_alloc(
+			_Alignof(struct oskr__latency_histogram), size);
+		if (!r->task_latency[kind])
+			goto err_free;
+		memset(r->task_latency[kind], 0, size);
+	}
 
 	if (replica_id >= config->replica_count) {
 		rc = oskr__errorf(err,
@@ -540,6 +787,9 @@ int oskr__replica_create(struct oskr_replica **out,
 	rc = r->app_ops->create(&r->app, config->app_options, err);
 	if (rc < 0)
 		goto err_signer;
+	rc = durable_open(r, replica_id, err);
+	if (rc < 0)
+		goto err_app;
 
 	r->tops = oskr__transport_for(config->transport);
 	if (!r->tops) {
@@ -547,13 +797,13 @@ int oskr__replica_create(struct oskr_replica **out,
 				  "%s: this oskrd was built without the "
 				  "requested transport",
 				  config->file);
-		goto err_app;
+		goto err_durable;
 	}
 	r->tx_slots = config->workers + 1;
 	rc = r->tops->open(&r->transport, config, (int32_t)replica_id,
 			   r->tx_slots, err);
 	if (rc < 0)
-		goto err_app;
+		goto err_durable;
 
 	struct oskr_stage_config stage_config = {
 		.workers = config->workers,
@@ -591,6 +841,8 @@ err_stage:
 	oskr__stage_free(r->stage);
 err_transport:
 	r->tops->close(r->transport);
+err_durable:
+	durable_close(r);
 err_app:
 	r->app_ops->destroy(r->app);
 err_signer:
@@ -598,6 +850,8 @@ err_signer:
 err_state:
 	free(r->state);
 err_free:
+	for (int kind = 0; kind < OSKR_TASK_KINDS; kind++)
+		free(r->task_latency[kind]);
 	pthread_cond_destroy(&r->init_cond);
 	pthread_mutex_destroy(&r->init_lock);
 	pthread_mutex_destroy(&r->shared_slot_lock);
@@ -660,6 +914,17 @@ void oskr__replica_stop(struct oskr_replica *r)
 	pthread_mutex_lock(&r->shared_slot_lock);
 	r->tops->flush(r->transport, r->tx_slots - 1);
 	pthread_mutex_unlock(&r->shared_slot_lock);
+	/* fini_task queued the final snapshot: make it durable now */
+	if (r->snapshot_writer) {
+		int rc = oskr__snapshot_writer_flush(r->snapshot_writer);
+		struct oskr_snapshot_writer_stats stats;
+		oskr__snapshot_writer_stats(r->snapshot_writer, &stats);
+		if (rc == 0 && stats.written)
+			OSKR_INFO("state_dir %s: snapshot at %" PRIu64
+				  " applied operations is on disk",
+				  oskr__state_dir_path(r->state_dir),
+				  stats.last_applied);
+	}
 }
 
 void oskr__replica_free(struct oskr_replica *r)
@@ -670,9 +935,12 @@ void oskr__replica_free(struct oskr_replica *r)
 	oskr__timers_free(r->timers);
 	oskr__stage_free(r->stage);
 	r->tops->close(r->transport);
+	durable_close(r);
 	r->app_ops->destroy(r->app);
 	oskr__signer_free(r->signer);
 	free(r->timer_slots);
+	for (int kind = 0; kind < OSKR_TASK_KINDS; kind++)
+		free(r->task_latency[kind]);
 	free(r->state);
 	pthread_cond_destroy(&r->init_cond);
 	pthread_mutex_destroy(&r->init_lock);
@@ -726,4 +994,30 @@ void oskr__replica_counters(struct oskr_replica *r,
 	visit(arg, "stage_stateless_run", ss.stateless_run);
 	visit(arg, "stage_stateful_run", ss.stateful_run);
 	visit(arg, "stage_rejected_full", ss.rejected_full);
+}
+
+/* ---- operations (docs/operations.md) ---- */
+
+void oskr__replica_task_latency(struct oskr_replica *r,
+				enum oskr__task_kind kind,
+				struct oskr__latency_totals *out)
+{
+	if ((unsigned)kind >= OSKR_TASK_KINDS)
+		return;
+	for (unsigned slot = 0; slot < r->latency_slots; slot++)
+		oskr__latency_accumulate(&r->task_latency[kind][slot], out);
+}
+
+void oskr__replica_durable_status(struct oskr_replica *r,
+				  struct oskr_replica_durable *out)
+{
+	*out = (struct oskr_replica_durable){
+		.state_dir = r->state_dir ? oskr__state_dir_path(r->state_dir)
+					  : NULL,
+		.applied = atomic_load_explicit(&r->applied,
+						memory_order_relaxed),
+		.restored_applied = r->restored_applied,
+	};
+	if (r->snapshot_writer)
+		oskr__snapshot_writer_stats(r->snapshot_writer, &out->writer);
 }

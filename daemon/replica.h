@@ -12,6 +12,8 @@
 #include <oskr/plugin.h>
 
 #include "config.h"
+#include "control.h" /* task latency histogram */
+#include "snapshot_store.h" /* writer stats */
 
 struct oskr_replica;
 
@@ -43,5 +45,26 @@ void oskr__replica_counters(struct oskr_replica *replica,
 			    void (*visit)(void *arg, const char *name,
 					  uint64_t value),
 			    void *arg);
+
+/* ---- operations: task latency and durable state (daemon/control.c,
+ * daemon/snapshot_store.c, docs/operations.md) ---- */
+
+/** Add the run time histogram of @p kind tasks (all workers) to @p out.
+ *  Any thread. */
+void oskr__replica_task_latency(struct oskr_replica *replica,
+				enum oskr__task_kind kind,
+				struct oskr__latency_totals *out);
+
+struct oskr_replica_durable {
+	const char *state_dir; /* "%i" expanded; NULL = no durable state */
+	/* operations applied to the app over its durable history (ops
+	 * executed plus restores), continuing from the restored snapshot */
+	uint64_t applied;
+	uint64_t restored_applied; /* of the snapshot restored; 0 = none */
+	struct oskr_snapshot_writer_stats writer;
+};
+/** Any thread. */
+void oskr__replica_durable_status(struct oskr_replica *replica,
+				  struct oskr_replica_durable *out);
 
 #endif

@@ -8,7 +8,14 @@ build=${1:-build}
 shift || true
 filters=("$@")
 export OSKR_BUILD_DIR=$build
-export OSKR_PLUGIN_PATH=$PWD/$build/plugins
+# (BUILD may be relative or absolute, e.g. make test B=/tmp/b)
+case $build in
+/*) export OSKR_PLUGIN_PATH=$build/plugins ;;
+*) case $build in
+/*) export OSKR_PLUGIN_PATH=$build/plugins ;;
+*) export OSKR_PLUGIN_PATH=$PWD/$build/plugins ;;
+esac ;;
+esac
 log_dir=$build/test-logs
 mkdir -p "$log_dir"
 
