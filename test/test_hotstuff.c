@@ -1,0 +1,751 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plugins/hotstuff on the sim: seeded, deterministic runs that check
+ * safety (oskr_sim_check_safety: the executed sequences of correct
+ * replicas are prefixes of one another, no client accepted two results)
+ * and liveness (every request of the workload completes) under the faults
+ * issue 5 lists, plus codec round trips and malformed input.
+ *
+ * The plugin is loaded from $OSKR_BUILD_DIR/plugins/hotstuff.so with
+ * dlopen, like oskrd does. The plugin's codec is compiled in here (it is
+ * pure) so tests can craft Byzantine messages; its state layout is
+ * included for white-box memory-bound checks.
+ */
+#include <check.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "sim/sim.h"
+
+#include "plugins/hotstuff/codec.c"
+#include "plugins/hotstuff/hotstuff.h"
+
+#define MS 1000000ull
+#define SEC 1000000000ull
+
+static const struct oskr_plugin *plugin;
+/* OSKR_TEST_SEED=k shifts every seed by k (default 0): the suite stays
+ * deterministic, and other seeds can be explored by hand. */
+static uint64_t seed_offset;
+
+static void sha256(const void *data, size_t len, uint8_t out[32])
+{
+	unsigned int out_len = 32;
+
+	ck_assert(EVP_Digest(data, len, out, &out_len, EVP_sha256(), NULL));
+}
+
+/* Options most tests share: short timers keep virtual time (and so the
+ * number of simulated events while waiting) small. */
+#define FAST_OPTIONS                                                    \
+	"view_timeout_ms: 20\nmax_view_timeout_ms: 1000\n"              \
+	"client_retry_ms: 100\nfetch_timeout_ms: 10\n"
+
+static struct oskr_sim *make_sim(uint32_t n, uint32_t f, uint32_t clients,
+				 uint64_t seed, const char *options)
+{
+	struct oskr_sim_config c = {
+		.plugin = plugin,
+		.replica_count = n,
+		.fault_count = f,
+		.client_count = clients,
+		.seed = seed + seed_offset,
+		.protocol_options = options,
+	};
+	struct oskr_sim *sim = NULL;
+
+	ck_assert_int_eq(oskr_sim_create(&sim, &c), 0);
+	return sim;
+}
+
+static void assert_safe(struct oskr_sim *sim)
+{
+	char why[512] = "";
+
+	ck_assert_msg(oskr_sim_check_safety(sim, why, sizeof(why)),
+		      "safety violated: %s", why);
+}
+
+static uint64_t counter_sum(struct oskr_sim *sim, uint32_t n, const char *name)
+{
+	uint64_t sum = 0;
+
+	for (uint32_t r = 0; r < n; r++)
+		sum += oskr_sim_counter(sim, (int32_t)r, name);
+	return sum;
+}
+
+static struct oskr__hs_replica *state_of(struct oskr_sim *sim, uint32_t r)
+{
+	return oskr_sim_replica_state(sim, r);
+}
+
+/** Run a closed-loop workload and insist every request completes. */
+static void run_all(struct oskr_sim *sim, uint64_t total, uint64_t max_ns)
+{
+	uint64_t done = oskr_sim_run_workload(sim, total,
+					      oskr_sim_now(sim) + max_ns, NULL,
+					      NULL);
+
+	ck_assert_msg(done == total, "only %llu of %llu requests completed",
+		      (unsigned long long)done, (unsigned long long)total);
+}
+
+/** After load stops, the empty-block rule must commit the tail on every
+ *  live replica. */
+static void assert_all_executed(struct oskr_sim *sim, uint32_t n,
+				uint64_t expected)
+{
+	for (uint32_t r = 0; r < n; r++) {
+		if (oskr_sim_is_crashed(sim, r))
+			continue;
+		ck_assert_msg(oskr_sim_executed(sim, r) == expected,
+			      "replica %u executed %llu, expected %llu", r,
+			      (unsigned long long)oskr_sim_executed(sim, r),
+			      (unsigned long long)expected);
+	}
+}
+
+/* ---- codec ---- */
+
+START_TEST(test_codec_round_trip)
+{
+	uint8_t buf[4096], digest[32], parent[32], sig_a[70], sig_b[64];
+	const uint8_t *sigs[2] = { sig_a, sig_b };
+	uint16_t replicas[2] = { 3, 1 };
+	uint8_t sig_lens[2] = { sizeof(sig_a), sizeof(sig_b) };
+	uint8_t addr[OSKR_ADDR_SIZE] = { 7 };
+	uint8_t qc_raw[512];
+	struct oskr__hs_writer w, qw;
+	static struct oskr__hs_proposal_ref p;
+	struct oskr__hs_request_ref req;
+	size_t count_offset, block_len, off = 0;
+
+	memset(digest, 0xab, sizeof(digest));
+	memset(parent, 0xcd, sizeof(parent));
+	memset(sig_a, 1, sizeof(sig_a));
+	memset(sig_b, 2, sizeof(sig_b));
+	oskr__hs_writer_init(&qw, qc_raw, sizeof(qc_raw));
+	oskr__hs_put_qc(&qw, 41, digest, 2, replicas, sigs, sig_lens);
+	ck_assert(!qw.overflow);
+
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_PROPOSAL);
+	oskr__hs_put_u32(&w, 0);
+	count_offset = oskr__hs_put_block_head(&w, parent, 9, 42, 2, qc_raw,
+					       qw.len);
+	oskr__hs_put_request(&w, 77, 5, addr, "hello", 5);
+	oskr__hs_put_request(&w, 78, 1, addr, "", 0);
+	oskr__hs_patch_u32(&w, count_offset, 2);
+	block_len = w.len - 8;
+	oskr__hs_patch_u32(&w, 4, (uint32_t)block_len);
+	oskr__hs_put_u8(&w, 3);
+	oskr__hs_put_bytes(&w, "sig", 3);
+	ck_assert(!w.overflow);
+
+	ck_assert_int_eq(oskr__hs_peek_type(buf, w.len), OSKR__HS_MSG_PROPOSAL);
+	ck_assert(oskr__hs_decode_proposal(buf, w.len, &p));
+	ck_assert_uint_eq(p.block.height, 9);
+	ck_assert_uint_eq(p.block.view, 42);
+	ck_assert_uint_eq(p.block.proposer, 2);
+	ck_assert_uint_eq(p.block.justify.view, 41);
+	ck_assert_uint_eq(p.block.justify.count, 2);
+	ck_assert_uint_eq(p.block.justify.sigs[0].replica, 3);
+	ck_assert_uint_eq(p.block.justify.sigs[1].len, sizeof(sig_b));
+	ck_assert_mem_eq(p.block.justify.digest, digest, 32);
+	ck_assert_mem_eq(p.block.parent, parent, 32);
+	ck_assert_uint_eq(p.block.request_count, 2);
+	ck_assert(oskr__hs_next_request(p.block.requests, p.block.requests_len,
+					&off, &req));
+	ck_assert_uint_eq(req.client_id, 77);
+	ck_assert_uint_eq(req.request_number, 5);
+	ck_assert_uint_eq(req.op_len, 5);
+	ck_assert_mem_eq(req.op, "hello", 5);
+	ck_assert(oskr__hs_next_request(p.block.requests, p.block.requests_len,
+					&off, &req));
+	ck_assert_uint_eq(req.op_len, 0);
+	ck_assert(!oskr__hs_next_request(p.block.requests,
+					 p.block.requests_len, &off, &req));
+	ck_assert_uint_eq(p.sig_len, 3);
+
+	/* Every truncation and every trailing byte is rejected. */
+	for (size_t cut = 0; cut < w.len; cut++)
+		ck_assert_msg(!oskr__hs_decode_proposal(buf, cut, &p),
+			      "accepted a proposal cut at %zu", cut);
+	buf[w.len] = 0;
+	ck_assert(!oskr__hs_decode_proposal(buf, w.len + 1, &p));
+}
+END_TEST
+
+START_TEST(test_codec_rejects_malformed)
+{
+	uint8_t buf[256];
+	struct oskr__hs_writer w;
+	struct oskr__hs_vote_ref v;
+	struct oskr__hs_blocks_ref blocks;
+	static struct oskr__hs_new_view_ref nv;
+	uint8_t digest[32] = { 0 };
+
+	/* vote: valid, then zero-length and oversized signatures */
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_VOTE);
+	oskr__hs_put_u16(&w, 1);
+	oskr__hs_put_u64(&w, 7);
+	oskr__hs_put_bytes(&w, digest, 32);
+	oskr__hs_put_u8(&w, 4);
+	oskr__hs_put_bytes(&w, "abcd", 4);
+	ck_assert(oskr__hs_decode_vote(buf, w.len, &v));
+	ck_assert_uint_eq(v.view, 7);
+	buf[w.len - 5] = 0;
+	ck_assert(!oskr__hs_decode_vote(buf, w.len, &v));
+	buf[w.len - 5] = OSKR_SIGNATURE_MAX + 1;
+	ck_assert(!oskr__hs_decode_vote(buf, w.len, &v));
+	/* wrong magic */
+	buf[w.len - 5] = 4;
+	ck_assert(oskr__hs_decode_vote(buf, w.len, &v));
+	buf[0] ^= 0xff;
+	ck_assert_int_eq(oskr__hs_peek_type(buf, w.len), 0);
+	ck_assert(!oskr__hs_decode_vote(buf, w.len, &v));
+
+	/* BLOCKS: a count larger than what follows */
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_BLOCKS);
+	oskr__hs_put_u16(&w, 3);
+	oskr__hs_put_u32(&w, 2);
+	oskr__hs_put_bytes(&w, "xx", 2);
+	ck_assert(!oskr__hs_decode_blocks(buf, w.len, &blocks));
+	/* ... and a block length past the end */
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_BLOCKS);
+	oskr__hs_put_u16(&w, 1);
+	oskr__hs_put_u32(&w, 0xffffffffu);
+	ck_assert(!oskr__hs_decode_blocks(buf, w.len, &blocks));
+
+	/* NEW-VIEW: QC with a count above the replica limit */
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_NEW_VIEW);
+	oskr__hs_put_u16(&w, 0);
+	oskr__hs_put_u64(&w, 5);
+	oskr__hs_put_u64(&w, 4);
+	oskr__hs_put_bytes(&w, digest, 32);
+	oskr__hs_put_u16(&w, OSKR__HS_MAX_REPLICAS + 1);
+	ck_assert(!oskr__hs_decode_new_view(buf, w.len, &nv));
+
+	/* A block whose request count claims more than the bytes hold. */
+	{
+		uint8_t qc[64];
+		struct oskr__hs_writer qw;
+		static struct oskr__hs_block_ref b;
+		size_t off;
+
+		oskr__hs_writer_init(&qw, qc, sizeof(qc));
+		oskr__hs_put_qc(&qw, 0, digest, 0, NULL, NULL, NULL);
+		oskr__hs_writer_init(&w, buf, sizeof(buf));
+		off = oskr__hs_put_block_head(&w, digest, 1, 1, 0, qc, qw.len);
+		oskr__hs_patch_u32(&w, off, 1000000);
+		ck_assert(!oskr__hs_decode_block(buf, w.len, &b));
+		oskr__hs_patch_u32(&w, off, 0);
+		ck_assert(oskr__hs_decode_block(buf, w.len, &b));
+	}
+}
+END_TEST
+
+/* ---- sim runs ---- */
+
+START_TEST(test_no_faults_block_size_1)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 4, 1, FAST_OPTIONS "block_size: 1\n");
+	uint64_t views_before, proposals_before;
+
+	run_all(sim, 300, 10 * SEC);
+	assert_safe(sim);
+	/* The tail commits through empty blocks once load stops ... */
+	oskr_sim_run_for(sim, 200 * MS);
+	assert_all_executed(sim, 4, 300);
+	ck_assert_uint_eq(counter_sum(sim, 4, "safety_violations"), 0);
+	/* ... and an idle cluster does not churn through views. */
+	views_before = counter_sum(sim, 4, OSKR_COUNTER_VIEW_CHANGES);
+	proposals_before = counter_sum(sim, 4, "proposals");
+	oskr_sim_run_for(sim, 2 * SEC);
+	ck_assert_uint_eq(counter_sum(sim, 4, OSKR_COUNTER_VIEW_CHANGES),
+			  views_before);
+	ck_assert_uint_eq(counter_sum(sim, 4, "proposals"), proposals_before);
+	assert_safe(sim);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_no_faults_block_size_100)
+{
+	struct oskr_sim *sim =
+		make_sim(4, 1, 64, 2, FAST_OPTIONS "block_size: 100\n");
+	uint64_t proposals;
+
+	run_all(sim, 5000, 20 * SEC);
+	oskr_sim_run_for(sim, 200 * MS);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 5000);
+	/* Batching happened: far fewer blocks than requests. */
+	proposals = counter_sum(sim, 4, "proposals");
+	ck_assert_msg(proposals < 5000 / 4, "%llu proposals for 5000 requests",
+		      (unsigned long long)proposals);
+	ck_assert_uint_eq(counter_sum(sim, 4, OSKR_COUNTER_VIEW_CHANGES), 0);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_fixed_batch_not_adaptive)
+{
+	/* Fixed block size with fewer clients than block_size: blocks never
+	 * fill, the batch timeout must still get them proposed. */
+	struct oskr_sim *sim = make_sim(4, 1, 8, 3,
+					FAST_OPTIONS "block_size: 50\n"
+						     "adaptive: false\n"
+						     "batch_timeout_ms: 1\n");
+
+	run_all(sim, 400, 20 * SEC);
+	oskr_sim_run_for(sim, 200 * MS);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 400);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_drop_and_reorder)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 16, 4, FAST_OPTIONS);
+
+	oskr_sim_set_drop_rate(sim, 0.10);
+	/* A wide delay spread reorders messages. */
+	oskr_sim_set_delay(sim, 10000, 2 * MS);
+	run_all(sim, 600, 120 * SEC);
+	assert_safe(sim);
+	oskr_sim_set_drop_rate(sim, 0);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	/* Every replica converges (missed blocks are fetched). */
+	assert_all_executed(sim, 4, 600);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_crashed_replica)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 8, 5, FAST_OPTIONS);
+
+	run_all(sim, 100, 10 * SEC);
+	/* Replica 3 leads every view = 3 mod 4: those views time out and
+	 * the next leader takes over with the NEW-VIEWs. */
+	oskr_sim_crash(sim, 3);
+	run_all(sim, 500, 120 * SEC);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 600);
+	ck_assert_uint_gt(counter_sum(sim, 3, OSKR_COUNTER_VIEW_CHANGES), 0);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_seven_replicas_two_crashed)
+{
+	/* n = 7, f = 2: quorum 5 with two leaders out of seven dead. */
+	struct oskr_sim *sim = make_sim(7, 2, 8, 13, FAST_OPTIONS);
+
+	run_all(sim, 100, 10 * SEC);
+	oskr_sim_crash(sim, 2);
+	oskr_sim_crash(sim, 5);
+	run_all(sim, 300, 120 * SEC);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 7, 400);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_small_messages)
+{
+	/* A small transport MTU: blocks are cut by size, not by count, and
+	 * QCs, NEW-VIEWs and fetch answers still fit. */
+	struct oskr_sim_config c = {
+		.plugin = plugin,
+		.replica_count = 4,
+		.fault_count = 1,
+		.client_count = 32,
+		.seed = 14 + seed_offset,
+		.protocol_options = FAST_OPTIONS "block_size: 100\n",
+		.max_message = 1400,
+	};
+	struct oskr_sim *sim = NULL;
+
+	ck_assert_int_eq(oskr_sim_create(&sim, &c), 0);
+	oskr_sim_set_drop_rate(sim, 0.05);
+	run_all(sim, 1000, 120 * SEC);
+	oskr_sim_set_drop_rate(sim, 0);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 1000);
+	ck_assert_uint_eq(counter_sum(sim, 4, "drop_request_too_large"), 0);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/* Byzantine leader: replica 1 sends one block to replicas 0 and 1 and a
+ * different block at the same height and view to replicas 2 and 3. */
+struct equivocation {
+	struct oskr_sim *sim;
+	uint32_t replica;
+	uint64_t rewrites;
+};
+
+static bool equivocate(void *arg, int32_t src, int32_t dst, uint8_t *data,
+		       uint32_t *len, uint32_t capacity)
+{
+	struct equivocation *eq = arg;
+	static struct oskr__hs_proposal_ref p;
+	static uint8_t out[70000];
+	struct oskr__hs_writer w;
+	uint8_t digest[32], payload[OSKR__HS_PROPOSAL_PAYLOAD];
+	uint8_t sig[OSKR_SIGNATURE_MAX], addr[OSKR_ADDR_SIZE] = { 0 };
+	size_t count_offset, block_len, sig_len = 0;
+	const struct oskr__hs_block_ref *b = &p.block;
+
+	if (src != (int32_t)eq->replica || (dst != 2 && dst != 3))
+		return true;
+	if (oskr__hs_peek_type(data, *len) != OSKR__HS_MSG_PROPOSAL ||
+	    !oskr__hs_decode_proposal(data, *len, &p))
+		return true;
+	oskr__hs_writer_init(&w, out, sizeof(out));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_PROPOSAL);
+	oskr__hs_put_u32(&w, 0);
+	count_offset = oskr__hs_put_block_head(&w, b->parent, b->height,
+					       b->view, b->proposer,
+					       b->justify.raw,
+					       b->justify.raw_len);
+	if (b->request_count == 0) {
+		/* A request of a client that does not exist. */
+		oskr__hs_put_request(&w, 0xbadull, b->view, addr, "evil", 4);
+		oskr__hs_patch_u32(&w, count_offset, 1);
+	}
+	block_len = w.len - 8;
+	oskr__hs_patch_u32(&w, 4, (uint32_t)block_len);
+	sha256(out + 8, block_len, digest);
+	oskr__hs_proposal_payload(payload, b->view, digest);
+	ck_assert_int_eq(oskr_sim_sign_as(eq->sim, eq->replica, payload,
+					  sizeof(payload), sig, &sig_len),
+			 0);
+	oskr__hs_put_u8(&w, (uint8_t)sig_len);
+	oskr__hs_put_bytes(&w, sig, sig_len);
+	ck_assert(!w.overflow && w.len <= capacity);
+	memcpy(data, out, w.len);
+	*len = (uint32_t)w.len;
+	eq->rewrites++;
+	return true;
+}
+
+START_TEST(test_byzantine_leader_equivocates)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 8, 6, FAST_OPTIONS);
+	struct equivocation eq = { .sim = sim, .replica = 1 };
+
+	oskr_sim_set_byzantine(sim, 1, true);
+	oskr_sim_set_filter(sim, equivocate, &eq);
+	run_all(sim, 400, 120 * SEC);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	ck_assert_uint_gt(eq.rewrites, 0);
+	/* The correct replicas agree on one sequence (no fork committed)
+	 * and every request completed. */
+	ck_assert_uint_eq(oskr_sim_executed(sim, 0), oskr_sim_executed(sim, 2));
+	ck_assert_uint_eq(oskr_sim_executed(sim, 2), oskr_sim_executed(sim, 3));
+	ck_assert_uint_eq(counter_sum(sim, 4, "safety_violations"), 0);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/* A NEW-VIEW from replica 1 (validly signed by it) whose QC is bad in
+ * the way @p kind says; injected into replica 0. */
+enum bad_qc { QC_TOO_FEW, QC_DUPLICATE, QC_BAD_SIGNATURE, QC_BAD_SIGNER };
+
+static void inject_bad_qc(struct oskr_sim *sim, enum bad_qc kind)
+{
+	uint8_t buf[2048], qc_raw[1024], payload[OSKR__HS_VOTE_PAYLOAD];
+	uint8_t digest[32], sigs_store[4][OSKR_SIGNATURE_MAX];
+	const uint8_t *sigs[4];
+	uint8_t sig_lens[4];
+	uint16_t signers[4] = { 1, 2, 3, 0 };
+	uint16_t count = 3;
+	struct oskr__hs_writer w, qw;
+	uint8_t sig[OSKR_SIGNATURE_MAX];
+	size_t sig_len = 0;
+
+	memset(digest, 0x5a, sizeof(digest));
+	oskr__hs_vote_payload(payload, 7, digest);
+	if (kind == QC_TOO_FEW)
+		count = 2;
+	if (kind == QC_DUPLICATE)
+		signers[1] = 1;
+	for (unsigned i = 0; i < count; i++) {
+		size_t len = 0;
+		uint32_t signer = signers[i] < 4 ? signers[i] : 0;
+
+		ck_assert_int_eq(oskr_sim_sign_as(sim, signer, payload,
+						  sizeof(payload),
+						  sigs_store[i], &len),
+				 0);
+		sigs[i] = sigs_store[i];
+		sig_lens[i] = (uint8_t)len;
+	}
+	if (kind == QC_BAD_SIGNATURE)
+		sigs_store[2][0] ^= 0x01;
+	if (kind == QC_BAD_SIGNER)
+		signers[2] = 9;
+	oskr__hs_writer_init(&qw, qc_raw, sizeof(qc_raw));
+	oskr__hs_put_qc(&qw, 7, digest, count, signers, sigs, sig_lens);
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_NEW_VIEW);
+	oskr__hs_put_u16(&w, 1);
+	oskr__hs_put_u64(&w, 8);
+	oskr__hs_put_bytes(&w, qc_raw, qw.len);
+	oskr__hs_put_u8(&w, 0);
+	ck_assert_int_eq(oskr_sim_sign_as(sim, 1, buf, w.len, sig, &sig_len), 0);
+	oskr__hs_put_u8(&w, (uint8_t)sig_len);
+	oskr__hs_put_bytes(&w, sig, sig_len);
+	ck_assert(!w.overflow);
+	ck_assert_int_eq(oskr_sim_inject(sim, 1, 0, buf, w.len), 0);
+}
+
+START_TEST(test_invalid_qcs_rejected)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 4, 7, FAST_OPTIONS);
+	static const struct {
+		enum bad_qc kind;
+		const char *counter;
+	} cases[] = {
+		{ QC_TOO_FEW, "drop_qc_too_few" },
+		{ QC_DUPLICATE, "drop_qc_duplicate_signer" },
+		{ QC_BAD_SIGNATURE, "drop_qc_bad_signature" },
+		{ QC_BAD_SIGNER, "drop_qc_bad_signer" },
+	};
+	uint8_t junk[64];
+
+	run_all(sim, 50, 10 * SEC);
+	for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t before = oskr_sim_counter(sim, 0, cases[i].counter);
+
+		inject_bad_qc(sim, cases[i].kind);
+		oskr_sim_run_for(sim, 10 * MS);
+		ck_assert_msg(oskr_sim_counter(sim, 0, cases[i].counter) ==
+				      before + 1,
+			      "%s not counted", cases[i].counter);
+	}
+	/* The forged QCs changed nothing: replica 0 neither took the fake
+	 * block as certified nor went looking for it. */
+	{
+		struct oskr__hs_replica *rs = state_of(sim, 0);
+		uint8_t fake[32];
+
+		memset(fake, 0x5a, sizeof(fake));
+		ck_assert(memcmp(rs->qc_high.digest, fake, 32));
+		for (unsigned i = 0; i < OSKR__HS_MISSING_MAX; i++)
+			ck_assert(!rs->missing[i].used ||
+				  memcmp(rs->missing[i].digest, fake, 32));
+		for (unsigned i = 0; i < OSKR__HS_WAITING_QCS; i++)
+			ck_assert(!rs->waiting_qcs[i] ||
+				  memcmp(rs->waiting_qcs[i]->digest, fake, 32));
+	}
+	/* Garbage and truncated messages are dropped and counted. */
+	memset(junk, 0x42, sizeof(junk));
+	ck_assert_int_eq(oskr_sim_inject(sim, 2, 0, junk, sizeof(junk)), 0);
+	ck_assert_int_eq(oskr_sim_inject(sim, 2, 0, junk, 1), 0);
+	oskr_sim_run_for(sim, 10 * MS);
+	ck_assert_uint_ge(oskr_sim_counter(sim, 0, "drop_malformed"), 2);
+	run_all(sim, 50, 10 * SEC);
+	oskr_sim_run_for(sim, 100 * MS);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 100);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_lagging_replica_catches_up)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 16, 8, FAST_OPTIONS);
+
+	run_all(sim, 100, 10 * SEC);
+	/* Replica 3 is cut off from the other replicas (clients still reach
+	 * it) while 0, 1, 2 -- exactly n - f -- go on. */
+	oskr_sim_partition(sim, 0x7, false);
+	run_all(sim, 800, 120 * SEC);
+	ck_assert_uint_lt(oskr_sim_executed(sim, 3), 900);
+	oskr_sim_heal(sim);
+	run_all(sim, 200, 120 * SEC);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 1100);
+	ck_assert_uint_gt(oskr_sim_counter(sim, 3, "fetches_received"), 0);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_memory_bounded_by_pruning)
+{
+	const uint32_t clients = 100;
+	struct oskr_sim *sim = make_sim(4, 1, clients, 9,
+					FAST_OPTIONS "block_size: 100\n"
+						     "retain_blocks: 64\n");
+	uint64_t max_blocks = 0, max_buffers = 0, max_bytes = 0;
+
+	for (int round = 0; round < 10; round++) {
+		run_all(sim, 10000, 600 * SEC);
+		for (uint32_t r = 0; r < 4; r++) {
+			struct oskr__hs_replica *rs = state_of(sim, r);
+			uint64_t blocks = rs->store.connected_count +
+					  rs->store.orphan_count;
+
+			if (blocks > max_blocks)
+				max_blocks = blocks;
+			if (rs->store.bytes > max_bytes)
+				max_bytes = rs->store.bytes;
+			ck_assert_uint_le(rs->requests.pending_count, clients);
+			ck_assert_uint_le(rs->requests.client_count, clients);
+		}
+		if (oskr_sim_live_buffers(sim) > max_buffers)
+			max_buffers = oskr_sim_live_buffers(sim);
+	}
+	oskr_sim_run_for(sim, 200 * MS);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 100000);
+	/* retain_blocks + prune slack + the uncommitted tail */
+	ck_assert_msg(max_blocks <= 64 + 64 / 4 + 16 + 16,
+		      "block store grew to %llu blocks",
+		      (unsigned long long)max_blocks);
+	ck_assert_msg(max_buffers < 4 * clients * 4,
+		      "%llu live buffers", (unsigned long long)max_buffers);
+	ck_assert_uint_gt(counter_sum(sim, 4, "prunes"), 0);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_real_signatures)
+{
+	struct oskr_sim_config c = {
+		.plugin = plugin,
+		.replica_count = 4,
+		.fault_count = 1,
+		.client_count = 2,
+		.seed = 10 + seed_offset,
+		.protocol_options = FAST_OPTIONS,
+		.real_signatures = true,
+	};
+	struct oskr_sim *sim = NULL;
+
+	ck_assert_int_eq(oskr_sim_create(&sim, &c), 0);
+	run_all(sim, 20, 10 * SEC);
+	oskr_sim_run_for(sim, 100 * MS);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 20);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_options_validated)
+{
+	static const char *const bad[] = {
+		"block_size: 0\n",
+		"blok_size: 10\n",
+		"adaptive: maybe\n",
+		"view_timeout_ms: 0\n",
+		"backoff: 100\n",
+	};
+
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct oskr_sim_config c = {
+			.plugin = plugin,
+			.replica_count = 4,
+			.fault_count = 1,
+			.client_count = 1,
+			.seed = 11,
+			.protocol_options = bad[i],
+		};
+		struct oskr_sim *sim = NULL;
+
+		ck_assert_msg(oskr_sim_create(&sim, &c) != 0,
+			      "accepted options: %s", bad[i]);
+	}
+	/* n < 3f + 1 is refused. */
+	{
+		struct oskr_sim_config c = {
+			.plugin = plugin,
+			.replica_count = 3,
+			.fault_count = 1,
+			.client_count = 1,
+			.seed = 12,
+		};
+		struct oskr_sim *sim = NULL;
+
+		ck_assert(oskr_sim_create(&sim, &c) != 0);
+	}
+}
+END_TEST
+
+static Suite *hotstuff_suite(void)
+{
+	Suite *s = suite_create("hotstuff");
+	TCase *codec = tcase_create("codec");
+	TCase *sim = tcase_create("sim");
+
+	tcase_add_test(codec, test_codec_round_trip);
+	tcase_add_test(codec, test_codec_rejects_malformed);
+	suite_add_tcase(s, codec);
+
+	tcase_set_timeout(sim, 60);
+	tcase_add_test(sim, test_options_validated);
+	tcase_add_test(sim, test_no_faults_block_size_1);
+	tcase_add_test(sim, test_no_faults_block_size_100);
+	tcase_add_test(sim, test_fixed_batch_not_adaptive);
+	tcase_add_test(sim, test_drop_and_reorder);
+	tcase_add_test(sim, test_crashed_replica);
+	tcase_add_test(sim, test_seven_replicas_two_crashed);
+	tcase_add_test(sim, test_small_messages);
+	tcase_add_test(sim, test_byzantine_leader_equivocates);
+	tcase_add_test(sim, test_invalid_qcs_rejected);
+	tcase_add_test(sim, test_lagging_replica_catches_up);
+	tcase_add_test(sim, test_memory_bounded_by_pruning);
+	tcase_add_test(sim, test_real_signatures);
+	suite_add_tcase(s, sim);
+	return s;
+}
+
+int main(void)
+{
+	const char *dir = getenv("OSKR_BUILD_DIR");
+	char path[4096];
+	void *handle;
+	SRunner *sr;
+	int failed;
+
+	if (getenv("OSKR_TEST_SEED"))
+		seed_offset = strtoull(getenv("OSKR_TEST_SEED"), NULL, 0);
+	snprintf(path, sizeof(path), "%s/plugins/hotstuff.so",
+		 dir && *dir ? dir : "build");
+	handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!handle) {
+		fprintf(stderr, "test_hotstuff: %s\n", dlerror());
+		return 1;
+	}
+	plugin = dlsym(handle, OSKR_PLUGIN_SYMBOL);
+	if (!plugin) {
+		fprintf(stderr, "test_hotstuff: %s\n", dlerror());
+		return 1;
+	}
+	sr = srunner_create(hotstuff_suite());
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	dlclose(handle);
+	return failed ? 1 : 0;
+}
