@@ -29,7 +29,10 @@
  * Crashes discard the instance's queued events: buffers of discarded
  * deliveries are released, but the `arg` of a discarded task is lost, as
  * in a real crash (the sim cannot know how to free it; a held buffer as
- * the arg is freed at destroy). A restart keeps the instance's counters
+ * the arg is freed at destroy). Lost args are kept reachable for the life
+ * of the process (keep_lost_arg), so that LeakSanitizer (make
+ * test-sanitize) reports what a plugin itself leaked, not what the sim
+ * dropped. A restart keeps the instance's counters
  * (they are the test's observations) and resets its execution record.
  *
  * Loopback (a replica sending to itself) goes through the filter but is
@@ -44,6 +47,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,12 +350,41 @@ static void heap_pop(struct oskr_sim *sim, struct sim_event *out)
 }
 
 /* Give back what a discarded event owns (a delivery's buffer). */
+/* The args of tasks a crash (or destroy) discarded without running them.
+ * A real crash takes the process's memory along; here the process goes
+ * on, so the pointers stay reachable from this global until exit and
+ * LeakSanitizer does not blame the plugin for what the sim dropped. Never
+ * freed, by design: a handful per crash, in test processes only. */
+static pthread_mutex_t lost_args_lock = PTHREAD_MUTEX_INITIALIZER;
+static void **lost_args;
+static size_t lost_arg_count, lost_arg_capacity;
+
+static void keep_lost_arg(void *arg)
+{
+	if (!arg)
+		return;
+	pthread_mutex_lock(&lost_args_lock);
+	if (lost_arg_count == lost_arg_capacity) {
+		size_t capacity = lost_arg_capacity ? 2 * lost_arg_capacity : 64;
+		void **grown = realloc(lost_args, capacity * sizeof(*grown));
+		if (!grown)
+			goto out; /* then it merely shows up as a leak */
+		lost_args = grown;
+		lost_arg_capacity = capacity;
+	}
+	lost_args[lost_arg_count++] = arg;
+out:
+	pthread_mutex_unlock(&lost_args_lock);
+}
+
 static void event_discard(struct oskr_sim *sim, struct sim_event *event)
 {
 	if (event->kind == SIM_EV_DELIVER)
 		oskr__buf_release(event->deliver.buf);
-	if (event->kind == SIM_EV_STATELESS)
+	if (event->kind == SIM_EV_STATELESS) {
 		sim->nodes[event->node].stateless_pending--;
+		keep_lost_arg(event->task.arg);
+	}
 }
 
 /* Remove every queued event of one instance (a crash). */
@@ -461,6 +494,9 @@ static void schedule_drain(struct sim_node *node)
 
 static void fifo_clear(struct sim_node *node)
 {
+	for (size_t i = 0; i < node->fifo_count; i++)
+		keep_lost_arg(node->fifo[(node->fifo_head + i) %
+					 node->fifo_capacity].arg);
 	free(node->fifo);
 	node->fifo = NULL;
 	node->fifo_capacity = node->fifo_head = node->fifo_count = 0;

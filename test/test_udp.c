@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -829,6 +830,80 @@ START_TEST(test_held_buffers_stay_valid)
 }
 END_TEST
 
+/* Wait until @p count datagrams are accounted for: delivered to @p in, or
+ * dropped as no_buffer (bounded by WAIT_MS). */
+static void wait_accounted(struct oskr_transport *t, struct inbox *in,
+			   uint64_t count)
+{
+	struct oskr_transport_stats stats;
+
+	for (int round = 0; round < WAIT_MS; round++) {
+		udp->stats(t, &stats);
+		if (inbox_count(in) + stats.drops[OSKR_DROP_NO_BUFFER] >= count)
+			return;
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	ck_abort_msg("%" PRIu64 " datagrams not accounted for in %d ms",
+		     count, WAIT_MS);
+}
+
+/* udp.rx_memory bounds the bytes delivered buffers hold at once: with
+ * 1 MiB, held 40 KB datagrams (each handed over in a 64 KiB receive
+ * buffer) stop being delivered once the next would not fit, the rest are
+ * dropped as no_buffer, and releasing the held ones makes room again.
+ * Buffers released after close still give their bytes back safely. */
+START_TEST(test_rx_memory_bound)
+{
+	enum { LONG = 40000, SENT = 30, LIMIT = 1 << 20 };
+	struct cluster c;
+	struct oskr_transport *t;
+	struct inbox *in = inbox_new();
+	struct sockaddr_storage raw_addr;
+	struct oskr_transport_stats stats;
+	uint8_t *payload = malloc(LONG);
+
+	ck_assert_ptr_nonnull(payload);
+	memset(payload, 'L', LONG);
+	ck_assert(cluster_init(&c, 1, AF_INET, 1, 32));
+	c.config.udp.rx_memory = LIMIT;
+	cluster_open(&c, 1, 1, &t);
+	ck_assert_int_eq(udp->start(t, inbox_deliver, in), 0);
+	int raw = raw_socket(AF_INET, NULL, &raw_addr);
+
+	/* One at a time, so no socket buffer size can lose any. */
+	for (uint64_t sent = 1; sent <= SENT; sent++) {
+		raw_send(raw, &c, 0, payload, LONG);
+		wait_accounted(t, in, sent);
+	}
+	uint64_t per_buffer = sizeof(struct oskr__buf) + 65536;
+	unsigned fit = (unsigned)(LIMIT / per_buffer);
+	udp->stats(t, &stats);
+	ck_assert_uint_eq(inbox_count(in), fit);
+	ck_assert_uint_eq(stats.drops[OSKR_DROP_NO_BUFFER], SENT - fit);
+
+	/* Release what is held: the next ones are delivered again. */
+	pthread_mutex_lock(&in->lock);
+	for (unsigned i = 0; i < in->count; i++)
+		oskr__buf_release(in->items[i].buf);
+	in->count = 0;
+	pthread_mutex_unlock(&in->lock);
+	for (uint64_t sent = 1; sent <= 3; sent++) {
+		raw_send(raw, &c, 0, payload, LONG);
+		wait_accounted(t, in, SENT - fit + sent);
+	}
+	udp->stats(t, &stats);
+	ck_assert_uint_eq(inbox_count(in), 3);
+	ck_assert_uint_eq(stats.drops[OSKR_DROP_NO_BUFFER], SENT - fit);
+	ck_assert_uint_eq(in->items[0].buf->len, LONG);
+
+	/* The transport goes first; the held buffers are released after. */
+	close(raw);
+	udp->close(t);
+	inbox_free(in);
+	free(payload);
+}
+END_TEST
+
 START_TEST(test_ipv6_loopback)
 {
 	struct cluster c;
@@ -953,6 +1028,7 @@ static Suite *udp_suite(void)
 	tcase_add_test(tc, test_unknown_sender);
 	tcase_add_test(tc, test_stop_restart_close);
 	tcase_add_test(tc, test_held_buffers_stay_valid);
+	tcase_add_test(tc, test_rx_memory_bound);
 	tcase_add_test(tc, test_ipv6_loopback);
 	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_registry);

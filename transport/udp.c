@@ -18,6 +18,13 @@
  * small messages cannot pin 64 KiB each (docs/transport-udp.md has the
  * measurements behind this).
  *
+ * The bytes of delivered buffers not yet released (queued in the stage
+ * rings or held by the plugin) are bounded by `udp.rx_memory`: past it a
+ * datagram is dropped as no_buffer. Without it a flood of large datagrams
+ * that the workers cannot keep up with (say, forged signed messages that
+ * each cost a verify) could pin ring_size x 64 KiB, 4 GiB at the default
+ * ring size.
+ *
  * Send queues up to `udp.batch` messages per tx slot and transmits them with
  * one sendmmsg. Slot s sends on socket s % rx_threads; all sockets share one
  * address, so peers always see this replica's configured source address.
@@ -118,6 +125,15 @@ struct udp_source_entry {
 	int32_t replica_id; /* -1: empty */
 };
 
+/* udp.rx_memory: what delivered buffers may hold at once. A buffer can
+ * outlive the transport (a plugin releases it late), so the budget is
+ * reference counted: one reference for the transport, one per buffer. */
+struct udp_rx_budget {
+	_Atomic uint64_t used; /* bytes, header included */
+	_Atomic uint64_t refs;
+	uint64_t limit;
+};
+
 struct oskr_transport {
 	int32_t replica_id;
 	int family; /* of every socket and every replica address */
@@ -137,6 +153,7 @@ struct oskr_transport {
 	struct udp_tx_slot *slots;
 
 	struct oskr_addr local;
+	struct udp_rx_budget *budget;
 
 	atomic_bool stopping;
 	bool started;
@@ -513,6 +530,53 @@ static void rx_rearm(struct udp_rx *rx, unsigned batch)
 	}
 }
 
+/* ---- the receive memory budget ---- */
+
+static void budget_put(struct udp_rx_budget *budget)
+{
+	if (atomic_fetch_sub_explicit(&budget->refs, 1,
+				      memory_order_acq_rel) == 1)
+		free(budget);
+}
+
+static uint64_t budget_charge_of(const struct oskr_buf *buf)
+{
+	return sizeof(struct oskr__buf) + (uint64_t)buf->capacity;
+}
+
+/* free_fn of a delivered buffer: its bytes go back to the budget. It is a
+ * heap buffer (oskr__buf_heap_alloc: header and data in one malloc'd
+ * block), freed the way buf.c frees those. */
+static void budget_buf_free(struct oskr__buf *buf)
+{
+	struct udp_rx_budget *budget = buf->owner;
+
+	atomic_fetch_sub_explicit(&budget->used, budget_charge_of(&buf->pub),
+				  memory_order_relaxed);
+	free(buf);
+	budget_put(budget);
+}
+
+/* Charge @p buf to the budget and make its release give the bytes back;
+ * false, with nothing charged, when the budget is used up. */
+static bool budget_take(struct udp_rx_budget *budget, struct oskr_buf *buf)
+{
+	uint64_t charge = budget_charge_of(buf);
+	uint64_t used = atomic_fetch_add_explicit(&budget->used, charge,
+						  memory_order_relaxed);
+
+	if (used + charge > budget->limit) {
+		atomic_fetch_sub_explicit(&budget->used, charge,
+					  memory_order_relaxed);
+		return false;
+	}
+	atomic_fetch_add_explicit(&budget->refs, 1, memory_order_relaxed);
+	struct oskr__buf *inner = oskr__buf_from_pub(buf);
+	inner->free_fn = budget_buf_free;
+	inner->owner = budget;
+	return true;
+}
+
 /* The buffer to deliver for the @p len bytes received in slot @p i. */
 static struct oskr_buf *rx_claim(struct udp_rx *rx, unsigned i, uint32_t len)
 {
@@ -554,6 +618,10 @@ static unsigned rx_deliver(struct oskr_transport *t, struct udp_rx *rx,
 			continue;
 		}
 		struct oskr_buf *buf = rx_claim(rx, i, len);
+		if (buf && !budget_take(t->budget, buf)) {
+			oskr__buf_release(buf);
+			buf = NULL;
+		}
 		if (!buf) {
 			counter_add(&counters->drops[OSKR_DROP_NO_BUFFER], 1);
 			continue;
@@ -789,6 +857,8 @@ static void udp_close(struct oskr_transport *t)
 	free(t->sources);
 	free(t->replica_sockaddrs);
 	free(t->replica_sockaddr_lens);
+	if (t->budget)
+		budget_put(t->budget);
 	free(t);
 }
 
@@ -914,6 +984,15 @@ static int udp_open(struct oskr_transport **out,
 	if (t->batch > UDP_MAX_BATCH)
 		t->batch = UDP_MAX_BATCH;
 	atomic_init(&t->stopping, false);
+	t->budget = calloc(1, sizeof(*t->budget));
+	if (!t->budget) {
+		ret = -ENOMEM;
+		oskr__errorf(err, "udp: out of memory");
+		goto err_close;
+	}
+	atomic_init(&t->budget->refs, 1);
+	t->budget->limit = config->udp.rx_memory ? config->udp.rx_memory
+						 : OSKR_UDP_RX_MEMORY_DEFAULT;
 
 	ret = copy_replicas(t, config, err);
 	if (ret)
