@@ -340,26 +340,33 @@ int oskr__timers_start(struct oskr_timers *timers)
 		pthread_mutex_unlock(&timers->lock);
 		return -EINVAL;
 	}
-	pthread_mutex_unlock(&timers->lock);
+	/* Under the lock, so a concurrent stop sees a consistent pair of
+	 * thread and thread_running; the new thread blocks on the lock
+	 * until we are done. */
 	err = -pthread_create(&timers->thread, NULL, timers_thread_main,
 			      timers);
-	if (err)
-		return err;
-	timers->thread_running = true;
-	return 0;
+	if (!err)
+		timers->thread_running = true;
+	pthread_mutex_unlock(&timers->lock);
+	return err;
 }
 
 void oskr__timers_stop(struct oskr_timers *timers)
 {
+	bool join;
+
 	pthread_mutex_lock(&timers->lock);
-	/* Also silences expiry tasks already queued in the stage. */
+	/* Also silences expiry tasks already queued in the stage: from
+	 * here on nothing fires, whoever joins the thread. */
 	timers->stopped = true;
 	pthread_cond_signal(&timers->cond);
+	/* Claimed under the lock: stop may race with itself (control
+	 * thread and a stateful task), and a thread is joined once. */
+	join = timers->thread_running;
+	timers->thread_running = false;
 	pthread_mutex_unlock(&timers->lock);
-	if (timers->thread_running) {
+	if (join)
 		pthread_join(timers->thread, NULL);
-		timers->thread_running = false;
-	}
 }
 
 void oskr__timers_free(struct oskr_timers *timers)

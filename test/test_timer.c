@@ -231,6 +231,7 @@ END_TEST
 
 struct queued_cancel {
 	uint64_t victim;
+	int arm_result;
 	atomic_int victim_fired, sentinel_fired;
 	atomic_bool saw_queued;
 	atomic_int cancel_result;
@@ -238,14 +239,18 @@ struct queued_cancel {
 	bool stop_timers_instead; /* for the stop variant */
 };
 
-/* Stateful task: waits until the victim's expiry task is queued behind
- * it in the stateful ring, then cancels it (or stops the timers). */
+/* Stateful task: arms the victim itself (so it cannot expire before we
+ * run), waits until the victim's expiry task is queued behind us in the
+ * stateful ring, then cancels it (or stops the timers). */
 static void queued_blocker(void *a, void *b, void *c)
 {
 	struct queued_cancel *ctx = a;
 	uint64_t give_up_at = oskr__monotonic_ns() + WAIT_BOUND_NS;
 	struct oskr_stage_stats stats;
 
+	ctx->arm_result = oskr__timers_arm(timers, 1 * MS, count_fn,
+					   &ctx->victim_fired, NULL,
+					   &ctx->victim);
 	do {
 		oskr__stage_stats(stage, &stats);
 		if (stats.stateful_queued >= 1) {
@@ -262,6 +267,13 @@ static void queued_blocker(void *a, void *b, void *c)
 	atomic_fetch_add(&ctx->blocker_done, 1);
 }
 
+/* Bounded wait that outlasts the blocker's own bound. */
+static bool wait_for_blocker(struct queued_cancel *ctx)
+{
+	return wait_for(&ctx->blocker_done, 1) ||
+	       wait_for(&ctx->blocker_done, 1);
+}
+
 START_TEST(test_cancel_expired_queued_from_stateful)
 {
 	static struct queued_cancel ctx;
@@ -269,14 +281,11 @@ START_TEST(test_cancel_expired_queued_from_stateful)
 
 	memset(&ctx, 0, sizeof(ctx));
 	atomic_store(&ctx.cancel_result, 1);
-	ck_assert_int_eq(oskr__timers_arm(timers, 1 * MS, count_fn,
-					  &ctx.victim_fired, NULL,
-					  &ctx.victim),
-			 0);
 	ck_assert_int_eq(oskr__stage_submit_stateful(stage, queued_blocker,
 						     &ctx, NULL, NULL),
 			 0);
-	ck_assert(wait_for(&ctx.blocker_done, 1));
+	ck_assert(wait_for_blocker(&ctx));
+	ck_assert_int_eq(ctx.arm_result, 0);
 	ck_assert(atomic_load(&ctx.saw_queued));
 	ck_assert_int_eq(atomic_load(&ctx.cancel_result), 0);
 	/* The victim's task ran (it was queued) but must not have fired;
@@ -422,14 +431,11 @@ START_TEST(test_stop_silences_queued_expiry)
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.stop_timers_instead = true;
-	ck_assert_int_eq(oskr__timers_arm(timers, 1 * MS, count_fn,
-					  &ctx.victim_fired, NULL,
-					  &ctx.victim),
-			 0);
 	ck_assert_int_eq(oskr__stage_submit_stateful(stage, queued_blocker,
 						     &ctx, NULL, NULL),
 			 0);
-	ck_assert(wait_for(&ctx.blocker_done, 1));
+	ck_assert(wait_for_blocker(&ctx));
+	ck_assert_int_eq(ctx.arm_result, 0);
 	ck_assert(atomic_load(&ctx.saw_queued));
 	oskr__stage_stop(stage); /* runs the queued expiry task */
 	ck_assert_int_eq(atomic_load(&ctx.victim_fired), 0);
