@@ -4,7 +4,8 @@
 # tests and the benchmarks.
 #
 #   scripts/make-cluster.sh [-b BUILD] [-p BASE_PORT] [-w WORKERS] [-a APP]
-#                           [-o 'yaml options'] [-k KEYTYPE] DIR PROTOCOL N
+#                           [-o 'yaml options'] [-k KEYTYPE] [-C] DIR PROTOCOL N
+# -C adds a control socket per replica: DIR/oskrd-<id>.sock
 set -eu
 build=build
 base_port=
@@ -12,7 +13,8 @@ workers=2
 app=null
 options=
 key_type=p256
-while getopts "b:p:w:a:o:k:" opt; do
+control=0
+while getopts "b:p:w:a:o:k:C" opt; do
 	case $opt in
 	b) build=$OPTARG ;;
 	p) base_port=$OPTARG ;;
@@ -20,6 +22,7 @@ while getopts "b:p:w:a:o:k:" opt; do
 	a) app=$OPTARG ;;
 	o) options=$OPTARG ;;
 	k) key_type=$OPTARG ;;
+	C) control=1 ;;
 	*) exit 2 ;;
 	esac
 done
@@ -55,5 +58,8 @@ fi
 	echo "transport: udp"
 	echo "workers: $workers"
 	echo "log_level: ${OSKR_LOG_LEVEL:-info}"
+	if [ $control = 1 ]; then
+		echo "control_socket: $(cd "$dir" && pwd)/oskrd-%i.sock"
+	fi
 } >"$dir/config.yaml"
 echo "$dir/config.yaml"
