@@ -148,7 +148,7 @@ deps:
 	@scripts/deps.sh
 
 # The main job (README): build, start a local cluster, benchmark, stop.
-DEMO_PROTOCOL ?= unreplicated
+DEMO_PROTOCOL ?= pbft
 demo: deps
 	@$(MAKE) --no-print-directory build
 	@scripts/demo.sh $(B) $(DEMO_PROTOCOL)
