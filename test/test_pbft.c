@@ -931,6 +931,355 @@ START_TEST(test_old_primary_restarts_into_new_view)
 }
 END_TEST
 
+/* Drop every NEW-VIEW for view `view` to the replicas in `to_mask` (all
+ * copies: the original, resends and fetch answers). */
+struct new_view_blocker {
+	uint64_t view;
+	uint64_t to_mask;
+	uint64_t dropped;
+};
+
+static bool block_new_view(void *arg, int32_t src, int32_t dst, uint8_t *data,
+			   uint32_t *len, uint32_t capacity)
+{
+	struct new_view_blocker *b = arg;
+	struct pbft_msg m;
+	const char *why;
+	if (OSKR_SIM_IS_CLIENT(dst) || !(b->to_mask & (1ULL << dst)) ||
+	    oskr__pbft_decode(data, *len, 4, &m, &why) ||
+	    m.type != PBFT_NEW_VIEW || m.new_view.view != b->view)
+		return true;
+	b->dropped++;
+	return false;
+}
+
+static const char *const crash_options = "batch_size: 10\n"
+					 "checkpoint_interval: 20\n"
+					 "view_change_timeout_ms: 200\n"
+					 "client_retry_ms: 100\n";
+
+START_TEST(test_backups_time_out_past_new_primary)
+{
+	/* The new primary (1) enters view 1 but its NEW-VIEW reaches no one
+	 * (as if it came after the backups' timers): 2 and 3 time out into
+	 * view 2 while 1 runs view 1. Replica 1 must follow them (f+1
+	 * VIEW-CHANGEs for a view above its own, TOCS'02 §4.5.2) so that
+	 * view 2 gets its 2f+1 VIEW-CHANGEs; the primary of view 2 then
+	 * sends a NEW-VIEW everyone accepts. */
+	struct sim_params p = { .clients = 8, .seed = 19,
+				.options = crash_options };
+	struct oskr_sim *sim = make_sim(&p);
+	run_all(sim, 200, 60 * SEC);
+	struct new_view_blocker b = { .view = 1, .to_mask = 0xf };
+	oskr_sim_set_filter(sim, block_new_view, &b);
+	oskr_sim_crash(sim, 0);
+	run_all(sim, 200, 60 * SEC);
+	ck_assert_uint_gt(b.dropped, 0);
+	oskr_sim_run_for(sim, 500 * MS);
+	assert_safe(sim);
+	assert_same_executed(sim, 0xe, 4);
+	/* 1 entered view 1 (its own NEW-VIEW), then view 2 with the others */
+	ck_assert_uint_ge(oskr_sim_counter(sim, 1, "view_changes"), 2);
+	for (uint32_t r = 1; r < 4; r++) {
+		ck_assert_uint_eq(replica(sim, r)->view, 2);
+		ck_assert(!replica(sim, r)->view_changing);
+	}
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_backup_left_behind_in_view_change)
+{
+	/* Replica 3 never gets the NEW-VIEW of view 1: 1 and 2 enter view
+	 * 1 without it and cannot order anything alone (3 of the 3 live
+	 * replicas are needed). 3 times out into view 2, 2 follows when
+	 * its request timer expires, 1 joins by the f+1 rule: all three
+	 * end in view 2 and every request completes. */
+	struct sim_params p = { .clients = 8, .seed = 20,
+				.options = crash_options };
+	struct oskr_sim *sim = make_sim(&p);
+	run_all(sim, 200, 60 * SEC);
+	struct new_view_blocker b = { .view = 1, .to_mask = 1u << 3 };
+	oskr_sim_set_filter(sim, block_new_view, &b);
+	oskr_sim_crash(sim, 0);
+	run_all(sim, 200, 60 * SEC);
+	ck_assert_uint_gt(b.dropped, 0);
+	oskr_sim_run_for(sim, 500 * MS);
+	assert_safe(sim);
+	assert_same_executed(sim, 0xe, 4);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 3, "view_changes"), 1);
+	for (uint32_t r = 1; r < 4; r++) {
+		ck_assert_uint_eq(replica(sim, r)->view, 2);
+		ck_assert(!replica(sim, r)->view_changing);
+	}
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/* Byzantine replica 2 (n = 7) sends its genuine VIEW-CHANGE to replica 1
+ * and another one, with an empty P set and re-signed, to 3..6. */
+struct vc_equivocation {
+	struct oskr_sim *sim;
+	uint64_t rewritten;
+};
+
+static bool equivocate_view_change(void *arg, int32_t src, int32_t dst,
+				   uint8_t *data, uint32_t *len,
+				   uint32_t capacity)
+{
+	struct vc_equivocation *eq = arg;
+	struct pbft_msg m;
+	const char *why;
+	if (src != 2 || dst < 3 || oskr__pbft_decode(data, *len, 7, &m, &why) ||
+	    m.type != PBFT_VIEW_CHANGE)
+		return true;
+	/* the body up to the P set's count, with the count set to 0 */
+	size_t body = (size_t)(m.view_change.prepared - data);
+	data[body - 2] = 0;
+	data[body - 1] = 0;
+	size_t sig_len = 0;
+	ck_assert_int_eq(oskr_sim_sign_as(eq->sim, 2, data, body,
+					  data + body + 1, &sig_len),
+			 0);
+	data[body] = (uint8_t)sig_len;
+	*len = (uint32_t)(body + 1 + sig_len);
+	eq->rewritten++;
+	return true;
+}
+
+START_TEST(test_equivocating_view_change_fetched)
+{
+	/* The new primary (1) names replica 2's VIEW-CHANGE as it got it;
+	 * the others hold another one from 2 for the same view. They fetch
+	 * the named one from the primary and enter view 1, instead of
+	 * timing out into views whose NEW-VIEWs a faulty replica can spoil
+	 * the same way. */
+	struct sim_params p = { .n = 7, .f = 2, .clients = 8, .seed = 21,
+				.options = crash_options };
+	struct oskr_sim *sim = make_sim(&p);
+	run_all(sim, 200, 60 * SEC);
+	struct vc_equivocation eq = { .sim = sim };
+	oskr_sim_set_byzantine(sim, 2, true);
+	oskr_sim_set_filter(sim, equivocate_view_change, &eq);
+	oskr_sim_crash(sim, 0);
+	run_all(sim, 200, 60 * SEC);
+	oskr_sim_run_for(sim, 500 * MS);
+	ck_assert_uint_gt(eq.rewritten, 0);
+	assert_safe(sim);
+	assert_same_executed(sim, 0x7a, 7);
+	for (uint32_t r = 1; r < 7; r++) {
+		if (r == 2)
+			continue;
+		ck_assert_uint_eq(replica(sim, r)->view, 1);
+		ck_assert(!replica(sim, r)->view_changing);
+	}
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/* ---- a slow host (regression: liveness after a primary crash) ----
+ *
+ * On a loaded 2-core machine a P-256 check costs ~1 ms, and oskrd checks
+ * signatures on its worker pool in arrival order. The sim checks them in
+ * zero virtual time, so a plugin that spends far more CPU than the host
+ * has (e.g. re-checking every certificate of every VIEW-CHANGE resend)
+ * looks fine there. This model puts the cost back, deterministically:
+ * every message to a replica waits in a FIFO (the receive queue) and is
+ * handed over only when the replica is idle; each signature check the
+ * replica runs (counted through a wrapped host) keeps it busy for
+ * SLOW_VERIFY_NS of virtual time. Timers run on time, as in oskrd. */
+
+#define SLOW_VERIFY_NS (1 * MS)
+#define SLOW_STEP_NS (100 * 1000)
+#define SLOW_QUEUE_MAX 4096
+
+struct slow_msg {
+	int32_t src;
+	uint32_t len;
+	uint8_t *data;
+};
+
+struct slow_model {
+	struct oskr_sim *sim;
+	struct slow_msg queue[4][SLOW_QUEUE_MAX];
+	uint32_t head[4], count[4];
+	uint64_t busy_until[4];
+	uint64_t charged[4]; /* verifications already turned into busy time */
+	uint64_t queue_full; /* messages lost to a full receive queue */
+	uint64_t max_depth;
+};
+
+static struct oskr_plugin slow_plugin;
+static struct oskr_host slow_host;
+static const struct oskr_host *sim_host;
+static uint64_t slow_verifies[OSKR_SIM_MAX_REPLICAS];
+
+static bool slow_verify(struct oskr_ctx *ctx, uint32_t replica_id,
+			const void *data, size_t len, const uint8_t *sig,
+			size_t sig_len)
+{
+	int32_t self = sim_host->info(ctx)->replica_id;
+	if (self >= 0 && self < OSKR_SIM_MAX_REPLICAS)
+		slow_verifies[self]++;
+	return sim_host->verify(ctx, replica_id, data, len, sig, sig_len);
+}
+
+static int slow_replica_init(struct oskr_ctx *ctx, void *state)
+{
+	/* The host table is constant for the instance's lifetime: swap it
+	 * before the plugin sees it. */
+	if (ctx->host != &slow_host) {
+		sim_host = ctx->host;
+		slow_host = *sim_host;
+		slow_host.verify = slow_verify;
+		ctx->host = &slow_host;
+	}
+	return loaded.descriptor->replica_init(ctx, state);
+}
+
+static bool slow_filter(void *arg, int32_t src, int32_t dst, uint8_t *data,
+			uint32_t *len, uint32_t capacity)
+{
+	struct slow_model *m = arg;
+	if (OSKR_SIM_IS_CLIENT(dst) || dst == src || dst >= 4)
+		return true;
+	if (m->count[dst] == SLOW_QUEUE_MAX) {
+		m->queue_full++;
+		return false;
+	}
+	struct slow_msg *q =
+		&m->queue[dst][(m->head[dst] + m->count[dst]) % SLOW_QUEUE_MAX];
+	q->data = malloc(*len ? *len : 1);
+	ck_assert_ptr_nonnull(q->data);
+	memcpy(q->data, data, *len);
+	q->len = *len;
+	q->src = src;
+	m->count[dst]++;
+	if (m->count[dst] > m->max_depth)
+		m->max_depth = m->count[dst];
+	return false; /* delivered later by slow_run */
+}
+
+/* Run @p ns of virtual time under the model, keeping every idle client
+ * busy with a new request (closed loop). */
+static void slow_run(struct slow_model *m, uint32_t clients, uint64_t ns)
+{
+	uint64_t end = oskr_sim_now(m->sim) + ns;
+	static uint64_t op_counter;
+	while (oskr_sim_now(m->sim) < end) {
+		uint64_t now = oskr_sim_now(m->sim);
+		for (uint32_t k = 0; k < clients; k++) {
+			if (oskr_sim_client_busy(m->sim, k))
+				continue;
+			uint8_t op[8];
+			op_counter++;
+			memcpy(op, &op_counter, sizeof(op));
+			ck_assert_int_eq(oskr_sim_invoke(m->sim, k, op,
+							 sizeof(op), NULL),
+					 0);
+		}
+		for (uint32_t r = 0; r < 4; r++) {
+			if (oskr_sim_is_crashed(m->sim, r)) {
+				while (m->count[r]) {
+					free(m->queue[r][m->head[r]].data);
+					m->head[r] = (m->head[r] + 1) %
+						     SLOW_QUEUE_MAX;
+					m->count[r]--;
+				}
+				continue;
+			}
+			if (!m->count[r] || m->busy_until[r] > now)
+				continue;
+			struct slow_msg *q = &m->queue[r][m->head[r]];
+			ck_assert_int_eq(oskr_sim_inject(m->sim, q->src,
+							 (int32_t)r, q->data,
+							 q->len),
+					 0);
+			free(q->data);
+			m->head[r] = (m->head[r] + 1) % SLOW_QUEUE_MAX;
+			m->count[r]--;
+		}
+		oskr_sim_run_for(m->sim, SLOW_STEP_NS);
+		now = oskr_sim_now(m->sim);
+		for (uint32_t r = 0; r < 4; r++) {
+			uint64_t work = slow_verifies[r] - m->charged[r];
+			m->charged[r] = slow_verifies[r];
+			if (m->busy_until[r] < now)
+				m->busy_until[r] = now;
+			m->busy_until[r] += work * SLOW_VERIFY_NS;
+		}
+	}
+}
+
+static void slow_model_free(struct slow_model *m)
+{
+	for (uint32_t r = 0; r < 4; r++)
+		for (; m->count[r]; m->count[r]--) {
+			free(m->queue[r][m->head[r]].data);
+			m->head[r] = (m->head[r] + 1) % SLOW_QUEUE_MAX;
+		}
+	free(m);
+}
+
+START_TEST(test_primary_crash_on_slow_host)
+{
+	/* The integration run (test/integration/pbft_udp.sh) in the model:
+	 * default options (K = 100, L = 200, 1 s view-change timeout, 100 ms
+	 * tick), 4 clients, the primary killed after 2 s. Before the fix
+	 * the backups resent their VIEW-CHANGE (dozens of prepared
+	 * certificates, ~3 checks each) every tick and every copy was
+	 * checked again: the receive queues grew without bound, NEW-VIEW
+	 * came after the timers, replicas climbed views apart and no
+	 * request completed after the crash. */
+	slow_plugin = *loaded.descriptor;
+	slow_plugin.replica_init = slow_replica_init;
+	memset(slow_verifies, 0, sizeof(slow_verifies));
+	struct sim_params p = { .clients = 4, .seed = 18 };
+	struct oskr_sim_config c = {
+		.plugin = &slow_plugin,
+		.replica_count = 4,
+		.fault_count = 1,
+		.client_count = p.clients,
+		.seed = p.seed + seed_offset(),
+	};
+	struct oskr_sim *sim = NULL;
+	ck_assert_int_eq(oskr_sim_create(&sim, &c), 0);
+	struct slow_model *m = calloc(1, sizeof(*m));
+	ck_assert_ptr_nonnull(m);
+	m->sim = sim;
+	oskr_sim_set_filter(sim, slow_filter, m);
+
+	slow_run(m, p.clients, 2 * SEC);
+	uint64_t before = oskr_sim_completed(sim);
+	ck_assert_uint_gt(before, 100);
+	oskr_sim_crash(sim, 0);
+	slow_run(m, p.clients, 10 * SEC);
+	uint64_t after = oskr_sim_completed(sim);
+	if (after < before + 100) {
+		dump_state(sim);
+		fprintf(stderr,
+			"slow host: receive queues up to %" PRIu64
+			" messages, %" PRIu64 " lost\n",
+			m->max_depth, m->queue_full);
+	}
+	ck_assert_msg(after >= before + 100,
+		      "only %" PRIu64 " requests completed in the 10 s after "
+		      "the crash",
+		      after - before);
+	/* one view change, completed at the first attempt */
+	for (uint32_t r = 1; r < 4; r++) {
+		ck_assert_uint_eq(replica(sim, r)->view, 1);
+		ck_assert(!replica(sim, r)->view_changing);
+	}
+	oskr_sim_set_filter(sim, NULL, NULL);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	assert_same_executed(sim, 0xe, 4);
+	oskr_sim_destroy(sim);
+	slow_model_free(m);
+}
+END_TEST
+
 /* ---- memory bounds ---- */
 
 START_TEST(test_long_run_bounded)
@@ -1047,6 +1396,10 @@ static Suite *pbft_suite(void)
 	tcase_add_test(sim, test_primary_crash_under_drops);
 	tcase_add_test(sim, test_restarted_replica_catches_up);
 	tcase_add_test(sim, test_old_primary_restarts_into_new_view);
+	tcase_add_test(sim, test_primary_crash_on_slow_host);
+	tcase_add_test(sim, test_backups_time_out_past_new_primary);
+	tcase_add_test(sim, test_backup_left_behind_in_view_change);
+	tcase_add_test(sim, test_equivocating_view_change_fetched);
 	tcase_add_test(sim, test_long_run_bounded);
 	tcase_add_test(sim, test_bad_options_refused);
 	suite_add_tcase(s, sim);

@@ -205,6 +205,20 @@ struct pbft_stored_vc {
 	size_t len;
 };
 
+/** A VIEW-CHANGE or NEW-VIEW whose certificates are being checked on the
+ *  worker pool: further copies are not checked again meanwhile. */
+struct pbft_check_mark {
+	uint64_t view; /* 0 = none */
+	uint64_t since_ns; /* the mark lapses after view_change_timeout */
+};
+
+/** Per-peer pacing of view-change traffic (answers and fetches). */
+struct pbft_vc_peer {
+	struct pbft_check_mark checking; /* its VIEW-CHANGE, in check */
+	uint64_t new_view_sent_ns; /* our NEW-VIEW last sent to it */
+	uint64_t fetch_sent_ns; /* its VIEW-CHANGE last fetched */
+};
+
 /* ---- state transfer ---- */
 
 struct pbft_transfer {
@@ -238,6 +252,10 @@ struct pbft_replica {
 	/* the request the view-change timer is waiting for (normal status) */
 	uint64_t vc_timer_client, vc_timer_request;
 	struct pbft_stored_vc *vcs; /* n: latest VIEW-CHANGE per replica */
+	struct pbft_vc_peer *vc_peers; /* n */
+	struct pbft_check_mark new_view_checking;
+	/* our VIEW-CHANGE is resent with back-off (docs/pbft.md) */
+	uint64_t vc_resend_ns, vc_resend_at_ns;
 	uint64_t *view_seen; /* n: highest view in a signed msg per replica */
 	uint8_t *new_view_msg; /* the NEW-VIEW of `view` (to re-serve) */
 	size_t new_view_len;
@@ -487,10 +505,28 @@ int oskr__pbft_view_change_init(struct pbft_replica *r);
 void oskr__pbft_view_change_fini(struct pbft_replica *r);
 void oskr__pbft_start_view_change(struct oskr_ctx *ctx, struct pbft_replica *r,
 				  uint64_t new_view);
-void oskr__pbft_on_view_change(struct oskr_ctx *ctx, struct pbft_replica *r,
-			       const struct pbft_msg *m);
-void oskr__pbft_on_new_view(struct oskr_ctx *ctx, struct pbft_replica *r,
-			    const struct pbft_msg *m);
+/**
+ * VIEW-CHANGE and NEW-VIEW carry certificates worth hundreds of signature
+ * checks, and are resent until answered. The receive path checks only
+ * their outer signature; these decide (stateful, cheap) whether a copy is
+ * new. Duplicates and stale copies are handled here and return false;
+ * for a new one the caller checks the certificates on the worker pool
+ * and then calls the _checked function with the result.
+ */
+bool oskr__pbft_view_change_wanted(struct oskr_ctx *ctx,
+				   struct pbft_replica *r,
+				   const struct pbft_msg *m);
+bool oskr__pbft_new_view_wanted(struct oskr_ctx *ctx, struct pbft_replica *r,
+				const struct pbft_msg *m);
+void oskr__pbft_on_view_change_checked(struct oskr_ctx *ctx,
+				       struct pbft_replica *r,
+				       const struct pbft_msg *m, bool valid);
+void oskr__pbft_on_new_view_checked(struct oskr_ctx *ctx,
+				    struct pbft_replica *r,
+				    const struct pbft_msg *m, bool valid);
+/** Check a NEW-VIEW's O pre-prepares (any thread). */
+bool oskr__pbft_verify_new_view(struct oskr_ctx *ctx, uint32_t n,
+				const struct pbft_msg *m);
 void oskr__pbft_on_fetch_view(struct oskr_ctx *ctx, struct pbft_replica *r,
 			      const struct pbft_msg *m);
 /** A signed message showed that @p replica is in @p view. */

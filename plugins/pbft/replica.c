@@ -15,6 +15,8 @@ void oskr__pbft_drop(struct oskr_ctx *ctx, const char *reason)
 	char name[64];
 	snprintf(name, sizeof(name), OSKR_COUNTER_DROP_PREFIX "%s", reason);
 	ctx->host->count(ctx, name, 1);
+	ctx->host->log(ctx, OSKR_LOG_DEBUG, "pbft: dropped a message: %s",
+		       reason);
 }
 
 void oskr__pbft_publish_status(struct oskr_ctx *ctx, struct pbft_replica *r)
@@ -134,6 +136,8 @@ struct received {
 	struct pbft_msg msg;
 	struct oskr_buf *buf;
 	struct oskr_addr from;
+	/* VIEW-CHANGE / NEW-VIEW: the certificate check ran, and its result */
+	bool certs_checked, certs_valid;
 };
 
 static bool verify_signed(struct oskr_ctx *ctx, const struct pbft_msg *m)
@@ -150,28 +154,11 @@ static bool digest_matches(struct oskr_ctx *ctx, const uint8_t *data,
 	return !memcmp(digest, expected, PBFT_DIGEST);
 }
 
-static bool verify_new_view(struct oskr_ctx *ctx, const struct pbft_msg *m,
-			    uint32_t n)
-{
-	if (m->replica != m->new_view.view % n)
-		return false;
-	struct pbft_reader o = pbft_list_reader(m->new_view.o,
-						m->new_view.o_len);
-	struct pbft_o_entry entry;
-	while (oskr__pbft_next_o_entry(&o, &entry)) {
-		uint8_t body[PBFT_ORDER_BODY];
-		oskr__pbft_order_body(body, PBFT_PRE_PREPARE, m->new_view.view,
-				      entry.seq, entry.digest, m->replica);
-		if (!ctx->host->verify(ctx, m->replica, body, sizeof(body),
-				       entry.sig, entry.sig_len))
-			return false;
-	}
-	return true;
-}
-
 /* Stateless: everything that needs no protocol state, including every
  * signature check (TOCS'02 §4: replicas discard messages with bad
- * signatures). Returns the drop reason or NULL. */
+ * signatures) except the certificates inside VIEW-CHANGE and NEW-VIEW,
+ * which are checked once the stateful side knows the copy is new (see
+ * check_certs_later below). Returns the drop reason or NULL. */
 static const char *check_message(struct oskr_ctx *ctx,
 				 const struct pbft_replica *r,
 				 const struct pbft_msg *m)
@@ -209,18 +196,63 @@ static const char *check_message(struct oskr_ctx *ctx,
 			return "bad_certificate";
 		break;
 	case PBFT_VIEW_CHANGE:
-		if (!oskr__pbft_verify_view_change(ctx, r->n, r->f,
-						   r->opt.watermark_window, m))
+		if (m->view_change.new_view == 0)
 			return "bad_certificate";
 		break;
 	case PBFT_NEW_VIEW:
-		if (!verify_new_view(ctx, m, r->n))
+		if (m->replica != m->new_view.view % r->n)
 			return "bad_certificate";
 		break;
 	default:
 		break;
 	}
 	return NULL;
+}
+
+/* The certificates of a VIEW-CHANGE (its checkpoint proof and prepared
+ * certificates: up to 3L signatures) or of a NEW-VIEW (L pre-prepares).
+ * Any thread: reads only what init set up. */
+static void run_cert_check(struct oskr_ctx *ctx, const struct pbft_replica *r,
+			   struct received *in)
+{
+	const struct pbft_msg *m = &in->msg;
+	in->certs_valid =
+		m->type == PBFT_VIEW_CHANGE
+			? oskr__pbft_verify_view_change(
+				  ctx, r->n, r->f, r->opt.watermark_window, m)
+			: oskr__pbft_verify_new_view(ctx, r->n, m);
+	in->certs_checked = true;
+}
+
+static void handle_received(struct oskr_ctx *ctx, void *state, void *arg);
+
+static void cert_check_task(struct oskr_ctx *ctx, void *state, void *arg)
+{
+	const struct pbft_replica *r = state;
+	struct received *in = arg;
+	if (!r->stopped)
+		run_cert_check(ctx, r, in);
+	if (r->stopped ||
+	    ctx->host->submit_stateful(ctx, handle_received, in)) {
+		/* (the check mark lapses by itself: view_change.c) */
+		oskr__pbft_drop(ctx, "queue_full");
+		ctx->host->buf_release(in->buf);
+		free(in);
+	}
+}
+
+/* Hand a new VIEW-CHANGE or NEW-VIEW to the worker pool for its
+ * certificate check; it comes back to handle_received with the result.
+ * A stateful task must stay short: with hundreds of signatures, the
+ * check would hold up everything else this replica does. True when
+ * queued (it owns @p in then); false: checked inline instead. */
+static bool check_certs_later(struct oskr_ctx *ctx, struct pbft_replica *r,
+			      struct received *in)
+{
+	if (!ctx->host->submit_stateless(ctx, cert_check_task, in))
+		return true;
+	run_cert_check(ctx, r, in);
+	return false;
 }
 
 static void handle_received(struct oskr_ctx *ctx, void *state, void *arg)
@@ -252,10 +284,22 @@ static void handle_received(struct oskr_ctx *ctx, void *state, void *arg)
 					   &m->checkpoint.proof, false);
 		break;
 	case PBFT_VIEW_CHANGE:
-		oskr__pbft_on_view_change(ctx, r, m);
+		if (!in->certs_checked) {
+			if (!oskr__pbft_view_change_wanted(ctx, r, m))
+				break;
+			if (check_certs_later(ctx, r, in))
+				return;
+		}
+		oskr__pbft_on_view_change_checked(ctx, r, m, in->certs_valid);
 		break;
 	case PBFT_NEW_VIEW:
-		oskr__pbft_on_new_view(ctx, r, m);
+		if (!in->certs_checked) {
+			if (!oskr__pbft_new_view_wanted(ctx, r, m))
+				break;
+			if (check_certs_later(ctx, r, in))
+				return;
+		}
+		oskr__pbft_on_new_view_checked(ctx, r, m, in->certs_valid);
 		break;
 	case PBFT_FETCH_VIEW_CHANGE:
 	case PBFT_FETCH_NEW_VIEW:
@@ -309,6 +353,7 @@ static void pbft_replica_receive(struct oskr_ctx *ctx, void *state,
 	}
 	in->from = msg->from;
 	in->buf = msg->buf;
+	in->certs_checked = in->certs_valid = false;
 	ctx->host->buf_hold(msg->buf);
 	if (ctx->host->submit_stateful(ctx, handle_received, in)) {
 		oskr__pbft_drop(ctx, "queue_full");

@@ -20,11 +20,16 @@
 
 #include <stdlib.h>
 
+/* Our VIEW-CHANGE is resent after 1, 2, 4, … retransmit intervals, at
+ * most this many apart. */
+#define PBFT_VC_RESEND_MAX 16
+
 int oskr__pbft_view_change_init(struct pbft_replica *r)
 {
 	r->vcs = calloc(r->n, sizeof(*r->vcs));
+	r->vc_peers = calloc(r->n, sizeof(*r->vc_peers));
 	r->view_seen = calloc(r->n, sizeof(*r->view_seen));
-	return r->vcs && r->view_seen ? 0 : -ENOMEM;
+	return r->vcs && r->vc_peers && r->view_seen ? 0 : -ENOMEM;
 }
 
 void oskr__pbft_view_change_fini(struct pbft_replica *r)
@@ -32,6 +37,8 @@ void oskr__pbft_view_change_fini(struct pbft_replica *r)
 	for (uint32_t i = 0; r->vcs && i < r->n; i++)
 		free(r->vcs[i].raw);
 	free(r->vcs);
+	free(r->vc_peers);
+	r->vc_peers = NULL;
 	free(r->view_seen);
 	free(r->new_view_msg);
 	free(r->pending_new_view);
@@ -102,6 +109,66 @@ bool oskr__pbft_verify_view_change(struct oskr_ctx *ctx, uint32_t n,
 	return true;
 }
 
+bool oskr__pbft_verify_new_view(struct oskr_ctx *ctx, uint32_t n,
+				const struct pbft_msg *m)
+{
+	if (m->replica != m->new_view.view % n)
+		return false;
+	struct pbft_reader o = pbft_list_reader(m->new_view.o,
+						m->new_view.o_len);
+	struct pbft_o_entry entry;
+	while (oskr__pbft_next_o_entry(&o, &entry)) {
+		uint8_t body[PBFT_ORDER_BODY];
+		oskr__pbft_order_body(body, PBFT_PRE_PREPARE, m->new_view.view,
+				      entry.seq, entry.digest, m->replica);
+		if (!ctx->host->verify(ctx, m->replica, body, sizeof(body),
+				       entry.sig, entry.sig_len))
+			return false;
+	}
+	return true;
+}
+
+/* ---- pacing (docs/pbft.md, "view-change traffic") ---- */
+
+/* A check in progress for @p view. The mark lapses after the base
+ * view-change timeout in case the check's result was lost (a full task
+ * queue), so a later copy is checked then. */
+static bool checking(const struct pbft_replica *r,
+		     const struct pbft_check_mark *mark, uint64_t view,
+		     uint64_t now)
+{
+	return mark->view == view &&
+	       now - mark->since_ns < r->opt.view_change_timeout_ns;
+}
+
+static void mark_checking(struct pbft_check_mark *mark, uint64_t view,
+			  uint64_t now)
+{
+	mark->view = view;
+	mark->since_ns = now;
+}
+
+/* At most once per retransmission interval per peer. */
+static bool paced(const struct pbft_replica *r, uint64_t *last, uint64_t now)
+{
+	if (*last && now - *last < r->opt.retransmit_ns)
+		return false;
+	*last = now;
+	return true;
+}
+
+/* The new primary answers a replica that seems to lack its NEW-VIEW (it
+ * resent its VIEW-CHANGE, or asked). */
+static void resend_new_view(struct oskr_ctx *ctx, struct pbft_replica *r,
+			    uint32_t to)
+{
+	uint64_t now = ctx->host->now_ns(ctx);
+	if (!paced(r, &r->vc_peers[to].new_view_sent_ns, now))
+		return;
+	struct pbft_dest dest = { .kind = PBFT_TO_REPLICA, .replica = to };
+	oskr__pbft_send_raw(ctx, r->new_view_msg, r->new_view_len, &dest);
+}
+
 /* ---- timers ---- */
 
 static void vc_timer_fired(struct oskr_ctx *ctx, void *state, void *arg);
@@ -122,6 +189,11 @@ static void maybe_arm_vc_timer(struct oskr_ctx *ctx, struct pbft_replica *r)
 			count++;
 	if (count < pbft_quorum(r))
 		return;
+	ctx->host->log(ctx, OSKR_LOG_DEBUG,
+		       "pbft: 2f+1 VIEW-CHANGEs for view %llu: waiting %llu ms "
+		       "for its NEW-VIEW",
+		       (unsigned long long)r->view,
+		       (unsigned long long)(r->vc_wait_ns / PBFT_MS));
 	if (ctx->host->timer_arm(ctx, r->vc_wait_ns, vc_timer_fired, NULL,
 				 &r->vc_timer))
 		r->vc_timer = 0;
@@ -133,6 +205,8 @@ static void vc_timer_fired(struct oskr_ctx *ctx, void *state, void *arg)
 	if (r->stopped)
 		return;
 	r->vc_timer = 0;
+	ctx->host->log(ctx, OSKR_LOG_DEBUG, "pbft: no NEW-VIEW for view %llu",
+		       (unsigned long long)r->view);
 	oskr__pbft_start_view_change(ctx, r, r->view + 1);
 }
 
@@ -220,6 +294,11 @@ void oskr__pbft_start_view_change(struct oskr_ctx *ctx, struct pbft_replica *r,
 		} else {
 			store_vc(&r->vcs[r->id], ctx, new_view, buf->data,
 				 buf->len);
+			ctx->host->log(ctx, OSKR_LOG_DEBUG,
+				       "pbft: VIEW-CHANGE for view %llu: %u "
+				       "bytes, %u prepared certificates",
+				       (unsigned long long)new_view, buf->len,
+				       count);
 			struct pbft_dest all = { .kind = PBFT_TO_ALL };
 			oskr__pbft_send(ctx, buf, &all);
 		}
@@ -232,6 +311,8 @@ void oskr__pbft_start_view_change(struct oskr_ctx *ctx, struct pbft_replica *r,
 	r->vc_wait_ns = r->vc_timeout_ns;
 	if (r->vc_timeout_ns < UINT64_C(1) << 62)
 		r->vc_timeout_ns *= 2;
+	r->vc_resend_ns = r->opt.retransmit_ns;
+	r->vc_resend_at_ns = ctx->host->now_ns(ctx) + r->vc_resend_ns;
 	oskr__pbft_publish_status(ctx, r);
 	maybe_arm_vc_timer(ctx, r);
 	try_new_view(ctx, r);
@@ -469,6 +550,10 @@ static void try_new_view(struct oskr_ctx *ctx, struct pbft_replica *r)
 		return;
 	}
 	ctx->host->buf_hold(buf);
+	ctx->host->log(ctx, OSKR_LOG_DEBUG,
+		       "pbft: NEW-VIEW for view %llu: %u bytes, O of %llu",
+		       (unsigned long long)r->view, buf->len,
+		       (unsigned long long)(o.max_s - o.min_s));
 	struct pbft_dest all = { .kind = PBFT_TO_ALL };
 	oskr__pbft_send(ctx, buf, &all);
 	install_new_view(ctx, r, &nv, &o);
@@ -520,8 +605,23 @@ static bool process_new_view(struct oskr_ctx *ctx, struct pbft_replica *r,
 		if (s->view != view ||
 		    memcmp(s->digest, digest, PBFT_DIGEST)) {
 			missing = true;
-			fetch_view_message(ctx, r, PBFT_FETCH_VIEW_CHANGE,
-					   view, replica);
+			/* Not while a copy is in check; paced: the answer
+			 * costs the primary up to max_message bytes and us
+			 * a certificate check. */
+			struct pbft_vc_peer *peer = &r->vc_peers[replica];
+			uint64_t now = ctx->host->now_ns(ctx);
+			if (!checking(r, &peer->checking, view, now) &&
+			    paced(r, &peer->fetch_sent_ns, now)) {
+				ctx->host->log(ctx, OSKR_LOG_DEBUG,
+					       "pbft: NEW-VIEW %llu names a "
+					       "VIEW-CHANGE of replica %u we "
+					       "lack: fetching it",
+					       (unsigned long long)view,
+					       replica);
+				fetch_view_message(ctx, r,
+						   PBFT_FETCH_VIEW_CHANGE, view,
+						   replica);
+			}
 			continue;
 		}
 		replicas[count++] = replica;
@@ -558,8 +658,8 @@ static bool process_new_view(struct oskr_ctx *ctx, struct pbft_replica *r,
 	return true;
 }
 
-void oskr__pbft_on_new_view(struct oskr_ctx *ctx, struct pbft_replica *r,
-			    const struct pbft_msg *m)
+static void on_new_view(struct oskr_ctx *ctx, struct pbft_replica *r,
+			const struct pbft_msg *m)
 {
 	uint64_t view = m->new_view.view;
 	oskr__pbft_saw_view(ctx, r, m->replica, view);
@@ -599,34 +699,139 @@ static void retry_pending_new_view(struct oskr_ctx *ctx,
 	free(raw);
 }
 
-void oskr__pbft_on_view_change(struct oskr_ctx *ctx, struct pbft_replica *r,
-			       const struct pbft_msg *m)
+/* Our NEW-VIEW, if we are the primary of the view @p view we run. */
+static bool serves_new_view(const struct pbft_replica *r, uint64_t view)
+{
+	return view == r->view && !r->view_changing && r->new_view_msg &&
+	       pbft_is_primary(r);
+}
+
+bool oskr__pbft_new_view_wanted(struct oskr_ctx *ctx, struct pbft_replica *r,
+				const struct pbft_msg *m)
+{
+	uint64_t view = m->new_view.view;
+	oskr__pbft_saw_view(ctx, r, m->replica, view);
+	if (view < r->view || (view == r->view && !r->view_changing)) {
+		oskr__pbft_drop(ctx, "old_new_view");
+		return false;
+	}
+	if (r->pending_new_view && r->pending_new_view_len == m->raw_len &&
+	    !memcmp(r->pending_new_view, m->raw, m->raw_len)) {
+		/* checked already; it waits for the VIEW-CHANGEs it names */
+		oskr__pbft_drop(ctx, "duplicate_new_view");
+		return false;
+	}
+	uint64_t now = ctx->host->now_ns(ctx);
+	if (checking(r, &r->new_view_checking, view, now)) {
+		oskr__pbft_drop(ctx, "duplicate_new_view");
+		return false;
+	}
+	mark_checking(&r->new_view_checking, view, now);
+	return true;
+}
+
+void oskr__pbft_on_new_view_checked(struct oskr_ctx *ctx,
+				    struct pbft_replica *r,
+				    const struct pbft_msg *m, bool valid)
+{
+	if (r->new_view_checking.view == m->new_view.view)
+		r->new_view_checking.view = 0;
+	if (!valid) {
+		oskr__pbft_drop(ctx, "bad_certificate");
+		return;
+	}
+	on_new_view(ctx, r, m);
+}
+
+/* A faulty replica may send different VIEW-CHANGEs for one view to
+ * different replicas. When the NEW-VIEW we hold names another one than
+ * ours, a copy of that one (fetched from the primary) replaces ours. */
+static bool named_by_pending_new_view(struct oskr_ctx *ctx,
+				      struct pbft_replica *r,
+				      const struct pbft_msg *vc)
+{
+	struct pbft_msg nv;
+	const char *why;
+	const struct pbft_stored_vc *slot = &r->vcs[vc->replica];
+	if (!r->pending_new_view ||
+	    oskr__pbft_decode(r->pending_new_view, r->pending_new_view_len,
+			      r->n, &nv, &why) ||
+	    nv.new_view.view != vc->view_change.new_view)
+		return false;
+	struct pbft_reader rd = pbft_list_reader(
+		nv.new_view.vcs, nv.new_view.vc_count * (2 + PBFT_DIGEST));
+	uint16_t replica;
+	const uint8_t *named;
+	while (oskr__pbft_next_vc_ref(&rd, &replica, &named)) {
+		if (replica != vc->replica ||
+		    !memcmp(named, slot->digest, PBFT_DIGEST))
+			continue;
+		uint8_t digest[PBFT_DIGEST];
+		ctx->host->digest(ctx, vc->raw, vc->raw_len, digest);
+		return !memcmp(named, digest, PBFT_DIGEST);
+	}
+	return false;
+}
+
+bool oskr__pbft_view_change_wanted(struct oskr_ctx *ctx,
+				   struct pbft_replica *r,
+				   const struct pbft_msg *m)
+{
+	uint64_t view = m->view_change.new_view;
+	const struct pbft_stored_vc *slot = &r->vcs[m->replica];
+	struct pbft_vc_peer *peer = &r->vc_peers[m->replica];
+	if (view < slot->view) {
+		oskr__pbft_drop(ctx, "old_view_change");
+		return false;
+	}
+	if (view == slot->view && !named_by_pending_new_view(ctx, r, m)) {
+		/* A resend (a correct replica sends one VIEW-CHANGE per
+		 * view): the sender may have missed our NEW-VIEW. */
+		oskr__pbft_drop(ctx, "duplicate_view_change");
+		if (serves_new_view(r, view))
+			resend_new_view(ctx, r, m->replica);
+		return false;
+	}
+	uint64_t now = ctx->host->now_ns(ctx);
+	if (checking(r, &peer->checking, view, now)) {
+		oskr__pbft_drop(ctx, "duplicate_view_change");
+		return false;
+	}
+	mark_checking(&peer->checking, view, now);
+	return true;
+}
+
+static void on_view_change(struct oskr_ctx *ctx, struct pbft_replica *r,
+			   const struct pbft_msg *m);
+
+void oskr__pbft_on_view_change_checked(struct oskr_ctx *ctx,
+				       struct pbft_replica *r,
+				       const struct pbft_msg *m, bool valid)
+{
+	struct pbft_vc_peer *peer = &r->vc_peers[m->replica];
+	if (peer->checking.view == m->view_change.new_view)
+		peer->checking.view = 0;
+	if (!valid) {
+		oskr__pbft_drop(ctx, "bad_certificate");
+		return;
+	}
+	on_view_change(ctx, r, m);
+}
+
+static void on_view_change(struct oskr_ctx *ctx, struct pbft_replica *r,
+			   const struct pbft_msg *m)
 {
 	uint64_t view = m->view_change.new_view;
 	struct pbft_stored_vc *slot = &r->vcs[m->replica];
-	if (view < slot->view) {
+	if (view < slot->view ||
+	    (view == slot->view && !named_by_pending_new_view(ctx, r, m))) {
+		/* a newer one was stored while this one was in check */
 		oskr__pbft_drop(ctx, "old_view_change");
 		return;
 	}
-	if (view == slot->view) {
-		/* A resend: the sender may have missed our NEW-VIEW. */
-		if (view == r->view && !r->view_changing && r->new_view_msg &&
-		    pbft_is_primary(r)) {
-			struct pbft_dest dest = { .kind = PBFT_TO_REPLICA,
-						  .replica = m->replica };
-			oskr__pbft_send_raw(ctx, r->new_view_msg,
-					    r->new_view_len, &dest);
-		}
-		return;
-	}
 	store_vc(slot, ctx, view, m->raw, m->raw_len);
-	if (view == r->view && !r->view_changing && r->new_view_msg &&
-	    pbft_is_primary(r)) {
-		struct pbft_dest dest = { .kind = PBFT_TO_REPLICA,
-					  .replica = m->replica };
-		oskr__pbft_send_raw(ctx, r->new_view_msg, r->new_view_len,
-				    &dest);
-	}
+	if (serves_new_view(r, view))
+		resend_new_view(ctx, r, m->replica);
 
 	/* TOCS'02 §4.5.2: f+1 replicas want a view above ours: join the
 	 * smallest of them, without waiting for our timer. */
@@ -660,16 +865,23 @@ void oskr__pbft_on_fetch_view(struct oskr_ctx *ctx, struct pbft_replica *r,
 	}
 	if (r->new_view_msg && !r->view_changing &&
 	    r->view >= m->fetch_view.view)
-		oskr__pbft_send_raw(ctx, r->new_view_msg, r->new_view_len,
-				    &dest);
+		resend_new_view(ctx, r, m->replica);
 }
 
 void oskr__pbft_view_change_tick(struct oskr_ctx *ctx, struct pbft_replica *r)
 {
+	/* Resend our VIEW-CHANGE with back-off: every copy costs each
+	 * receiver a signature check and a digest (docs/pbft.md). */
 	struct pbft_dest all = { .kind = PBFT_TO_ALL };
-	if (r->view_changing && r->vcs[r->id].view == r->view)
+	uint64_t now = ctx->host->now_ns(ctx);
+	if (r->view_changing && r->vcs[r->id].view == r->view &&
+	    now >= r->vc_resend_at_ns) {
 		oskr__pbft_send_raw(ctx, r->vcs[r->id].raw, r->vcs[r->id].len,
 				    &all);
+		if (r->vc_resend_ns < PBFT_VC_RESEND_MAX * r->opt.retransmit_ns)
+			r->vc_resend_ns *= 2;
+		r->vc_resend_at_ns = now + r->vc_resend_ns;
+	}
 	retry_pending_new_view(ctx, r);
 
 	/* A replica that missed a view change (it was partitioned, or
@@ -679,7 +891,9 @@ void oskr__pbft_view_change_tick(struct oskr_ctx *ctx, struct pbft_replica *r)
 	uint64_t views[PBFT_MAX_REPLICAS];
 	uint32_t count = 0;
 	for (uint32_t i = 0; i < r->n; i++)
-		if (i != r->id && r->view_seen[i] > r->view)
+		if (i != r->id && (r->view_seen[i] > r->view ||
+				   (r->view_changing &&
+				    r->view_seen[i] == r->view)))
 			views[count++] = r->view_seen[i];
 	if (count < r->f + 1)
 		return;
