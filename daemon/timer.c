@@ -106,7 +106,8 @@ static struct timer_slot *timer_lookup(struct oskr_timers *timers,
 	if (slot_plus_one == 0 || slot_plus_one > timers->max_timers)
 		return NULL;
 	slot = &timers->slots[slot_plus_one - 1];
-	if (slot->state == TIMER_FREE || slot->generation != (uint32_t)(id >> 32))
+	if (slot->state == TIMER_FREE ||
+	    slot->generation != (uint32_t)(id >> 32))
 		return NULL;
 	return slot;
 }
