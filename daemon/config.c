@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,7 @@ static void config_set_defaults(struct oskr_config *config)
 	config->udp.rx_threads = 1;
 	config->udp.batch = 32;
 	config->udp.socket_buffer = 0;
+	config->udp.rx_memory = OSKR_UDP_RX_MEMORY_DEFAULT;
 	config->dpdk.rx_queues = 1;
 	config->dpdk.tx_queues = 0;
 	config->dpdk.mbuf_count = 8191;
@@ -833,7 +835,8 @@ static bool name_in(const char *name, const char *const *names)
 static int load_transport(struct yaml_load *load, const struct oskr_conf *root)
 {
 	static const char *const udp_keys[] = { "kind", "rx_threads", "batch",
-						"socket_buffer", NULL };
+						"socket_buffer", "rx_memory",
+						NULL };
 	static const char *const dpdk_keys[] = {
 		"kind",	     "eal",   "port", "rx_queues", "tx_queues",
 		"mbufs",     "burst", "idle", NULL,
@@ -903,6 +906,12 @@ static int load_transport(struct yaml_load *load, const struct oskr_conf *root)
 	if (!rc)
 		rc = read_u32(transport, "socket_buffer", 0, INT32_MAX, 0,
 			      &config->udp.socket_buffer, err);
+	/* At least 1 MiB: a few maximum-size messages must fit. */
+	if (!rc)
+		rc = oskr__conf_read_u64(transport, "rx_memory", UINT64_C(1) << 20,
+					 UINT64_C(1) << 40,
+					 OSKR_UDP_RX_MEMORY_DEFAULT,
+					 &config->udp.rx_memory, err);
 	return rc;
 }
 
@@ -1304,6 +1313,55 @@ static int load_seed(struct oskr_config *config, const char *file,
 	return config->app ? 0 : out_of_memory(err);
 }
 
+/* ---- EAL arguments from the environment ----
+ *
+ * The seed's cluster files name MACs only, and EAL arguments (cores,
+ * --vdev, --file-prefix) differ per process anyway: the replicas and the
+ * bench of one cluster share the file. So a process takes them from
+ * OSKR_EAL_ARGS, split on blanks like the string form of transport.eal.
+ * It fills in only what the file does not say: a file's transport.eal
+ * wins (and the variable is reported as ignored, once per process).
+ */
+
+#define EAL_ARGS_ENV "OSKR_EAL_ARGS"
+
+static int load_eal_env(struct oskr_config *config, char **err)
+{
+	/* One warning per process is enough (the bench loads the file once
+	 * per client). */
+	static atomic_flag warned = ATOMIC_FLAG_INIT;
+	const char *text = getenv(EAL_ARGS_ENV);
+	struct oskr_config_dpdk *dpdk = &config->dpdk;
+	if (!text || config->transport != OSKR_TRANSPORT_DPDK)
+		return 0;
+	if (dpdk->eal_args) {
+		if (!atomic_flag_test_and_set(&warned))
+			OSKR_WARN("%s: transport.eal is set; ignoring "
+				  EAL_ARGS_ENV,
+				  config->file);
+		return 0;
+	}
+	dpdk->eal_args = calloc(CONFIG_MAX_EAL_ARGS + 1,
+				sizeof(*dpdk->eal_args));
+	if (!dpdk->eal_args)
+		return out_of_memory(err);
+	for (const char *cursor = text;;) {
+		cursor += strspn(cursor, " \t\r\n");
+		if (!*cursor)
+			return 0;
+		if (dpdk->eal_arg_count >= CONFIG_MAX_EAL_ARGS)
+			return oskr__errorf(err,
+					    "%s: more than %d EAL arguments",
+					    EAL_ARGS_ENV, CONFIG_MAX_EAL_ARGS);
+		size_t len = strcspn(cursor, " \t\r\n");
+		char *arg = strndup(cursor, len);
+		if (!arg)
+			return out_of_memory(err);
+		dpdk->eal_args[dpdk->eal_arg_count++] = arg;
+		cursor += len;
+	}
+}
+
 /* ---- entry points ---- */
 
 int oskr__config_load_string(const char *file, const char *text,
@@ -1342,6 +1400,8 @@ int oskr__config_load_string(const char *file, const char *text,
 		rc = load_seed(config, file, text, len, err);
 	else
 		rc = load_yaml(config, file, text, len, err);
+	if (!rc)
+		rc = load_eal_env(config, err);
 	if (rc)
 		goto err_free;
 	*out = config;

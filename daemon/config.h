@@ -127,10 +127,17 @@ struct oskr_config_dpdk {
 	uint32_t idle_spin, idle_yield, idle_sleep_us;
 };
 
+/** Default of udp.rx_memory: 256 MiB of received buffers out at once. */
+#define OSKR_UDP_RX_MEMORY_DEFAULT (UINT64_C(256) << 20)
+
 struct oskr_config_udp {
 	uint32_t rx_threads; /* sockets bound with SO_REUSEPORT, default 1 */
 	uint32_t batch; /* recvmmsg/sendmmsg batch, default 32 */
 	uint32_t socket_buffer; /* SO_RCVBUF/SO_SNDBUF bytes, 0 = kernel */
+	/* Bytes of received buffers handed to the host and not yet
+	 * released (queued, or held by the plugin); beyond it datagrams are
+	 * dropped as no_buffer. 0 = OSKR_UDP_RX_MEMORY_DEFAULT. */
+	uint64_t rx_memory;
 };
 
 struct oskr_config {

@@ -202,6 +202,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(config->udp.rx_threads, 1);
 	ck_assert_uint_eq(config->udp.batch, 32);
 	ck_assert_uint_eq(config->udp.socket_buffer, 0);
+	ck_assert_uint_eq(config->udp.rx_memory, OSKR_UDP_RX_MEMORY_DEFAULT);
 	ck_assert_uint_eq(config->dpdk.rx_queues, 1);
 	ck_assert_uint_eq(config->dpdk.tx_queues, 0);
 	ck_assert_uint_eq(config->dpdk.mbuf_count, 8191);
@@ -459,7 +460,10 @@ static const struct text_case text_cases[] = {
 	{ CLUSTER_HEAD "transport: {kind: udp, eal: []}\n", "inline.yaml:6:24: ",
 	  "'eal' is an option of the dpdk transport, but transport.kind is udp" },
 	{ CLUSTER_HEAD "transport: {batch: 8, bach: 8}\n", "inline.yaml:6:23: ",
-	  "unknown key 'bach' in transport (expected one of kind, rx_threads, batch, socket_buffer)" },
+	  "unknown key 'bach' in transport (expected one of kind, rx_threads, batch, socket_buffer, rx_memory)" },
+	{ CLUSTER_HEAD "transport: {kind: udp, rx_memory: 65536}\n",
+	  "inline.yaml:6:35: ",
+	  "transport.rx_memory: expected an integer in [1048576, 1099511627776], got '65536'" },
 	{ CLUSTER_HEAD "transport:\n  kind: dpdk\n", "inline.yaml:4:7: ",
 	  "cluster.replicas[0]: missing required key 'mac' (MAC%id, needed by the dpdk transport)" },
 	{ "cluster:\n  f: 0\n  replicas:\n    - mac: '12:34:56:aa:aa:aa%0'\n"

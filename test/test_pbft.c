@@ -1349,10 +1349,26 @@ START_TEST(test_bad_options_refused)
 					 .client_count = 1,
 					 .max_message = 8000 };
 	struct oskr_sim *refused = NULL;
+	/* an explicit window that cannot fit is refused… */
+	small.protocol_options = "watermark_window: 200\n";
 	ck_assert_int_ne(oskr_sim_create(&refused, &small), 0);
 	small.protocol_options = "checkpoint_interval: 10\n";
 	ck_assert_int_eq(oskr_sim_create(&refused, &small), 0);
 	oskr_sim_destroy(refused);
+	/* …while the defaults shrink K and L to fit (DPDK frames), and the
+	 * cluster still orders requests through checkpoints. */
+	small.protocol_options = NULL;
+	small.max_message = 1494;
+	struct oskr_sim *fitted = NULL;
+	ck_assert_int_eq(oskr_sim_create(&fitted, &small), 0);
+	ck_assert_uint_eq(oskr_sim_run_workload(fitted, 200, 20000000000ull,
+						NULL, NULL),
+			  200);
+	ck_assert(oskr_sim_counter(fitted, 0, OSKR_COUNTER_CHECKPOINTS) > 0);
+	char why[256];
+	ck_assert_msg(oskr_sim_check_safety(fitted, why, sizeof(why)), "%s",
+		      why);
+	oskr_sim_destroy(fitted);
 	/* n < 3f + 1 */
 	struct oskr_sim_config c = { .plugin = loaded.descriptor,
 				     .replica_count = 3,

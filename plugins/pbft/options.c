@@ -61,6 +61,13 @@ int oskr__pbft_options_read(const struct oskr_host *host,
 	READ_U64("watermark_window", 2 * (uint64_t)out->checkpoint_interval,
 		 2000000, 2 * (uint64_t)out->checkpoint_interval,
 		 watermark_window);
+	/* Absent keys read as 0 with this default; present ones are >= 1. */
+	uint64_t given_interval = 0, given_window = 0;
+	host->conf_u64(conf, "checkpoint_interval", 0, UINT64_MAX, 0,
+		       &given_interval);
+	host->conf_u64(conf, "watermark_window", 0, UINT64_MAX, 0,
+		       &given_window);
+	out->window_auto = given_interval == 0 && given_window == 0;
 	if (out->max_inflight > out->watermark_window) {
 		/* Reuse the host's error format: re-read with a max that
 		 * the value exceeds. */

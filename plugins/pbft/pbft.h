@@ -38,6 +38,9 @@ struct pbft_options {
 	uint64_t batch_timeout_ns; /* fixed batching: close a partial batch */
 	uint32_t checkpoint_interval; /* K */
 	uint32_t watermark_window; /* L */
+	/* Neither K nor L was given: replica_init may shrink both so that a
+	 * VIEW-CHANGE fits one message of the transport (DPDK: one frame). */
+	bool window_auto;
 	uint64_t view_change_timeout_ns;
 	uint64_t retransmit_ns; /* stall detection / retransmission tick */
 	uint32_t client_table_size;

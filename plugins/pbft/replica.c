@@ -472,6 +472,33 @@ static int pbft_replica_init(struct oskr_ctx *ctx, void *state)
 	}
 	size_t vc_max = oskr__pbft_view_change_max_size(
 		r->n, r->f, r->opt.watermark_window, r->sig_size);
+	if (vc_max > r->max_message && r->opt.window_auto) {
+		/* The defaults (K=100, L=2K) assume UDP's 64 KB messages; on
+		 * a transport with small messages (DPDK frames) pick the
+		 * largest K with L = 2K whose VIEW-CHANGE still fits. */
+		uint32_t interval = r->opt.checkpoint_interval;
+		while (interval > 1 && vc_max > r->max_message) {
+			interval--;
+			vc_max = oskr__pbft_view_change_max_size(
+				r->n, r->f, 2 * interval, r->sig_size);
+		}
+		if (vc_max <= r->max_message &&
+		    r->opt.max_inflight <= 2 * interval) {
+			r->opt.checkpoint_interval = interval;
+			r->opt.watermark_window = 2 * interval;
+			ctx->host->log(ctx, OSKR_LOG_INFO,
+				       "pbft: checkpoint_interval %u, "
+				       "watermark_window %u chosen so a "
+				       "VIEW-CHANGE fits the transport's %u "
+				       "bytes",
+				       interval, 2 * interval,
+				       r->max_message);
+		} else {
+			vc_max = oskr__pbft_view_change_max_size(
+				r->n, r->f, r->opt.watermark_window,
+				r->sig_size);
+		}
+	}
 	if (vc_max > r->max_message) {
 		ctx->host->log(ctx, OSKR_LOG_ERROR,
 			       "pbft: a VIEW-CHANGE may need %zu bytes but the "
