@@ -1050,7 +1050,8 @@ int main(int argc, char **argv)
 				"outstanding 5 s after the window closed\n",
 				t);
 	}
-	qsort(all.samples, all.count, sizeof(*all.samples), compare_u64);
+	if (all.count) /* qsort(NULL, 0, …) is undefined behaviour */
+		qsort(all.samples, all.count, sizeof(*all.samples), compare_u64);
 	double throughput = duration_s > 0 ? (double)completed / duration_s
 					   : 0;
 	double p50 = percentile_us(all.samples, all.count, 50);

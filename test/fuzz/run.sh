@@ -7,7 +7,8 @@
 #   test/fuzz/run.sh BUILD SECONDS [TARGET...]   (default: every target)
 #
 # New inputs the fuzzer finds go to BUILD/fuzz/corpus/<target>/ (kept
-# between runs, not checked in); test/fuzz/corpus/<target>/ is only read.
+# between runs, not checked in; FUZZ_WORK_DIR=DIR puts them in
+# DIR/<target>/ instead); test/fuzz/corpus/<target>/ is only read.
 set -u
 build=${1:?BUILD}
 seconds=${2:?SECONDS}
@@ -26,7 +27,7 @@ printf '%-20s %12s %10s %8s %8s  %s\n' target execs execs/s corpus rss_mb result
 for target in "${targets[@]}"; do
 	bin=$build/fuzz/fuzz_$target
 	seeds=test/fuzz/corpus/$target
-	work=$build/fuzz/corpus/$target
+	work=${FUZZ_WORK_DIR:-$build/fuzz/corpus}/$target
 	log=$build/fuzz/logs/$target.log
 	if [ ! -x "$bin" ]; then
 		printf '%-20s %s\n' "$target" "not built"
