@@ -97,6 +97,7 @@ include client/module.mk
 include sim/module.mk
 include plugins/module.mk
 include test/module.mk
+include test/evil/module.mk
 include test/abi/module.mk
 include tools/module.mk
 include test/fuzz/module.mk
