@@ -217,15 +217,23 @@ void oskr__hs_on_vote(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	struct oskr__hs_writer w;
 	struct oskr__hs_qc *qc = rs->scratch_qc;
 
-	if (vote->view < rs->qc_high.view)
-		return; /* a QC at least as new is already known */
+	if (vote->view < rs->qc_high.view) {
+		/* a QC at least as new is already known */
+		oskr__hs_drop(ctx, "drop_stale_vote");
+		return;
+	}
 	set = vote_set_get(rs, vote->view, vote->digest);
 	if (!set) {
 		oskr__hs_drop(ctx, "drop_vote_table_full");
 		return;
 	}
-	if (set->done || (set->signers & (1ull << vote->voter)))
-		return; /* Alg. 4 onReceiveVote: duplicates ignored */
+	if (set->done || (set->signers & (1ull << vote->voter))) {
+		/* Alg. 4 onReceiveVote: duplicates ignored (and votes after
+		 * the QC formed are redundant): counted, as every drop is */
+		oskr__hs_drop(ctx, set->done ? "drop_late_vote"
+					     : "drop_duplicate_vote");
+		return;
+	}
 	set->signers |= 1ull << vote->voter;
 	set->replicas[set->count] = vote->voter;
 	set->sig_lens[set->count] = vote->sig_len;
