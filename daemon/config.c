@@ -252,6 +252,7 @@ static void config_set_defaults(struct oskr_config *config)
 	config->dpdk.idle_sleep_us = 50;
 	config->workers = 2;
 	config->ring_size = 65536;
+	config->max_timers = 65536;
 	config->log_level = OSKR_LOG_INFO;
 }
 
@@ -980,6 +981,9 @@ static int load_daemon_settings(struct yaml_load *load,
 	if (!rc)
 		rc = read_u32(root, "ring_size", 16, 1u << 24, 65536,
 			      &config->ring_size, err);
+	if (!rc)
+		rc = read_u32(root, "max_timers", 16, 1u << 24, 65536,
+			      &config->max_timers, err);
 	if (rc)
 		return rc;
 	if (config->ring_size & (config->ring_size - 1)) {
@@ -1018,7 +1022,7 @@ static int load_yaml(struct oskr_config *config, const char *file,
 	static const char *const keys[] = {
 		"cluster",   "replica",	  "protocol",	    "app",
 		"transport", "workers",	  "cores",	    "ring_size",
-		"control_socket", "state_dir", "log_level", NULL,
+		"max_timers", "control_socket", "state_dir", "log_level", NULL,
 	};
 	int rc = oskr__conf_parse(file, text, len, &config->root, err);
 	if (rc)

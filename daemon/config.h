@@ -166,6 +166,7 @@ struct oskr_config {
 	int *cores; /* CPU ids to pin workers to; NULL = no pinning */
 	size_t core_count;
 	uint32_t ring_size; /* stage queue slots, power of two, default 65536 */
+	uint32_t max_timers; /* timers armed at once per replica, default 65536 */
 
 	char *control_socket; /* NULL = none */
 	char *state_dir; /* NULL = none */

@@ -819,7 +819,7 @@ int oskr__replica_create(struct oskr_replica **out,
 			     strerror(-rc));
 		goto err_transport;
 	}
-	rc = oskr__timers_create(&r->timers, r->stage, 1u << 16);
+	rc = oskr__timers_create(&r->timers, r->stage, config->max_timers);
 	if (rc < 0) {
 		oskr__errorf(err, "cannot create timers: %s", strerror(-rc));
 		goto err_stage;

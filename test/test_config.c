@@ -213,6 +213,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(config->workers, 2);
 	ck_assert_ptr_null(config->cores);
 	ck_assert_uint_eq(config->ring_size, 65536);
+	ck_assert_uint_eq(config->max_timers, 65536);
 	ck_assert_ptr_null(config->control_socket);
 	ck_assert_ptr_null(config->state_dir);
 	ck_assert_int_eq(config->log_level, OSKR_LOG_INFO);
@@ -426,13 +427,15 @@ static const struct text_case text_cases[] = {
 	  "cores: expected a sequence of CPU ids, got '3'" },
 	{ CLUSTER_HEAD "ring_size: 8\n", "inline.yaml:6:12: ",
 	  "ring_size: expected an integer in [16, 16777216], got '8'" },
+	{ CLUSTER_HEAD "max_timers: 4\n", "inline.yaml:6:13: ",
+	  "max_timers: expected an integer in [16, 16777216], got '4'" },
 	{ CLUSTER_HEAD "log_level: {a: 1}\n", "inline.yaml:6:12: ",
 	  "log_level: expected one of error, warn, info, debug, got a mapping" },
 	{ CLUSTER_HEAD "control_socket: [a]\n", "inline.yaml:6:17: ",
 	  "control_socket: expected a string, got a sequence" },
 	/* unknown keys */
 	{ CLUSTER_HEAD "worker: 2\n", "inline.yaml:6:1: ",
-	  "unknown key 'worker' at top level (expected one of cluster, replica, protocol, app, transport, workers, cores, ring_size, control_socket, state_dir, log_level)" },
+	  "unknown key 'worker' at top level (expected one of cluster, replica, protocol, app, transport, workers, cores, ring_size, max_timers, control_socket, state_dir, log_level)" },
 	{ "cluster:\n  f: 0\n  replicas:\n    - address: 127.0.0.1:7001\n"
 	  "      public_key: k\n      pubkey: k\n",
 	  "inline.yaml:6:7: ",
