@@ -8,7 +8,8 @@
 # minimum median latency over the sweep (each point the median of the
 # repetitions, min-max shown), next to a crypto-bound model. Then a
 # YCSB-style table (kv app, workloads A/B/C) and a throughput-latency plot
-# per protocol (gnuplot; skipped with a note when it is missing).
+# per protocol (gnuplot; skipped with a note when it is missing). DPDK rows
+# run Unreplicated over net_memif (scripts/make-cluster-dpdk.sh; root).
 #
 #   scripts/bench.sh [options]
 #     --quick               < 3 min: 1 repetition, clients "1 16", 1 s points
@@ -73,6 +74,9 @@ if [ "${1:-}" = "--point-session" ]; then
 	shift
 	ctl=$1 config=$2 limit=$3 metrics=$4
 	shift 4
+	# DPDK points: the replica got the server's EAL arguments, the bench
+	# (this process) takes the client's.
+	[ -z "${OSKR_EAL_ARGS_CLIENT:-}" ] || export OSKR_EAL_ARGS=$OSKR_EAL_ARGS_CLIENT
 	timeout --foreground -k 5 "$limit" "$@"
 	status=$?
 	if [ -x "$ctl" ] && grep -q '^control_socket:' "$config"; then
@@ -303,6 +307,10 @@ else
 					echo "$protocol: skipped ($build/plugins/$plugin.so not built)"
 					continue
 				fi
+				if [ "$transport" = dpdk ] && [ "$(replicas_of "$protocol")" -ne 1 ]; then
+					echo "dpdk: $protocol skipped (memif is point to point; 4-replica DPDK clusters run in test/integration/dpdk_cluster.sh)"
+					continue
+				fi
 				for batch in $(batches_of "$protocol"); do
 					id="$transport-w$workers-$protocol-b$batch"
 					dir=$run_dir/$id
@@ -333,7 +341,13 @@ else
 		local transport=$1 workers=$2 protocol=$3 batch=$4 dir=$5 clients=$6 rep=$7
 		local logs=$dir/run-c$clients-r$rep
 		local result status rc
+		local eal_server= eal_client=
+		if [ "$transport" = dpdk ]; then
+			eal_server=$(cat "$dir/eal-server")
+			eal_client=$(cat "$dir/eal-client")
+		fi
 		result=$(OSKR_LOG_LEVEL=warn OSKR_START_TIMEOUT=30 \
+			OSKR_EAL_ARGS=$eal_server OSKR_EAL_ARGS_CLIENT=$eal_client \
 			scripts/cluster.sh -b "$build" -r "$logs" "$dir/config.yaml" -- \
 			"$0" --point-session "$build/oskrctl" "$dir/config.yaml" \
 			"$(point_limit "$duration" "$warmup")" "$logs.metrics" \
@@ -815,6 +829,7 @@ intro_source=$md
 	for protocol in $plot_protocols; do
 		[ -f "$out/bench/$protocol.png" ] && echo "![$protocol: throughput vs median latency](bench/$protocol.png)" && echo
 	done
+	: # the block's status must not be the last missing plot's
 } >"$md.tmp" && mv "$md.tmp" "$md"
 
 echo
