@@ -102,11 +102,6 @@
 
 /* ---- counters: one writer each, relaxed load + store (as in udp.c) ---- */
 
-struct dpdk_counters {
-	_Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-	_Atomic uint64_t drops[OSKR_DROP_REASON_COUNT];
-};
-
 static void counter_add(_Atomic uint64_t *counter, uint64_t delta)
 {
 	if (!delta)
@@ -118,7 +113,7 @@ static void counter_add(_Atomic uint64_t *counter, uint64_t delta)
 			      memory_order_relaxed);
 }
 
-static void count_drop(struct dpdk_counters *counters,
+static void count_drop(struct oskr__transport_counters *counters,
 		       enum oskr__drop_reason reason)
 {
 	counter_add(&counters->drops[reason], 1);
@@ -179,14 +174,14 @@ struct dpdk_rx {
 	struct rte_ring *inbox;
 	pthread_t thread;
 	bool thread_running;
-	struct dpdk_counters counters __attribute__((aligned(64)));
+	struct oskr__transport_counters counters __attribute__((aligned(64)));
 };
 
 struct dpdk_tx_slot {
 	uint16_t queue;
 	uint16_t count;
 	struct rte_mbuf **pending; /* burst entries */
-	struct dpdk_counters counters __attribute__((aligned(64)));
+	struct oskr__transport_counters counters __attribute__((aligned(64)));
 };
 
 struct oskr_transport {
@@ -1578,30 +1573,14 @@ static void dpdk_local_addr(struct oskr_transport *t, struct oskr_addr *out)
 	oskr__frame_addr_pack(&t->local, out);
 }
 
-static void counters_sum(const struct dpdk_counters *c,
-			 struct oskr_transport_stats *out)
-{
-	out->rx_packets += atomic_load_explicit(&c->rx_packets,
-						memory_order_relaxed);
-	out->rx_bytes += atomic_load_explicit(&c->rx_bytes,
-					      memory_order_relaxed);
-	out->tx_packets += atomic_load_explicit(&c->tx_packets,
-						memory_order_relaxed);
-	out->tx_bytes += atomic_load_explicit(&c->tx_bytes,
-					      memory_order_relaxed);
-	for (int r = 0; r < OSKR_DROP_REASON_COUNT; r++)
-		out->drops[r] += atomic_load_explicit(&c->drops[r],
-						      memory_order_relaxed);
-}
-
 static void dpdk_stats(struct oskr_transport *t,
 		       struct oskr_transport_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < t->rx_count; i++)
-		counters_sum(&t->rx[i].counters, out);
+		oskr__transport_counters_sum(&t->rx[i].counters, out);
 	for (unsigned i = 0; i < t->tx_slot_count; i++)
-		counters_sum(&t->slots[i].counters, out);
+		oskr__transport_counters_sum(&t->slots[i].counters, out);
 	out->drops[OSKR_DROP_NO_BUFFER] += atomic_load_explicit(
 		&t->alloc_failures, memory_order_relaxed);
 }

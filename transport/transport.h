@@ -51,6 +51,16 @@ struct oskr_transport_stats {
 	uint64_t drops[OSKR_DROP_REASON_COUNT];
 };
 
+/** Per-thread counters a backend keeps (one per rx thread and per tx
+ *  slot, each on its own cache line); stats() sums them. */
+struct oskr__transport_counters {
+	_Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
+	_Atomic uint64_t drops[OSKR_DROP_REASON_COUNT];
+};
+/** Add @p counters into @p out (relaxed loads). */
+void oskr__transport_counters_sum(const struct oskr__transport_counters *c,
+				  struct oskr_transport_stats *out);
+
 struct oskr_transport_ops {
 	const char *name;
 	/**

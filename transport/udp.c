@@ -92,11 +92,6 @@
 /* Counters with a single writer each (one rx thread, one tx slot owner):
  * relaxed load + store, no locked instruction on the hot path; stats()
  * reads them from any thread. */
-struct udp_counters {
-	_Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes;
-	_Atomic uint64_t drops[OSKR_DROP_REASON_COUNT];
-};
-
 struct udp_rx {
 	struct oskr_transport *transport;
 	unsigned index;
@@ -107,7 +102,7 @@ struct udp_rx {
 	struct iovec *iovs;
 	struct sockaddr_storage *sources;
 	struct oskr_buf **slots; /* batch receive buffers, UDP_RX_SLOT_SIZE */
-	struct udp_counters counters __attribute__((aligned(64)));
+	struct oskr__transport_counters counters __attribute__((aligned(64)));
 };
 
 struct udp_tx_slot {
@@ -117,7 +112,7 @@ struct udp_tx_slot {
 	struct iovec *iovs;
 	struct sockaddr_storage *dests;
 	struct oskr_buf **bufs;
-	struct udp_counters counters __attribute__((aligned(64)));
+	struct oskr__transport_counters counters __attribute__((aligned(64)));
 };
 
 struct udp_source_entry {
@@ -597,7 +592,7 @@ static struct oskr_buf *rx_claim(struct udp_rx *rx, unsigned i, uint32_t len)
 static unsigned rx_deliver(struct oskr_transport *t, struct udp_rx *rx,
 			   unsigned count, oskr__deliver_fn deliver, void *arg)
 {
-	struct udp_counters *counters = &rx->counters;
+	struct oskr__transport_counters *counters = &rx->counters;
 	unsigned delivered = 0;
 
 	/* Counters move before deliver() so that whoever sees a message
@@ -1131,30 +1126,14 @@ static void udp_local_addr(struct oskr_transport *t, struct oskr_addr *out)
 	*out = t->local;
 }
 
-static void counters_sum(const struct udp_counters *c,
-			 struct oskr_transport_stats *out)
-{
-	out->rx_packets += atomic_load_explicit(&c->rx_packets,
-						memory_order_relaxed);
-	out->rx_bytes += atomic_load_explicit(&c->rx_bytes,
-					      memory_order_relaxed);
-	out->tx_packets += atomic_load_explicit(&c->tx_packets,
-						memory_order_relaxed);
-	out->tx_bytes += atomic_load_explicit(&c->tx_bytes,
-					      memory_order_relaxed);
-	for (unsigned reason = 0; reason < OSKR_DROP_REASON_COUNT; reason++)
-		out->drops[reason] += atomic_load_explicit(&c->drops[reason],
-							   memory_order_relaxed);
-}
-
 static void udp_stats(struct oskr_transport *t,
 		      struct oskr_transport_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < t->socket_count; i++)
-		counters_sum(&t->rx[i].counters, out);
+		oskr__transport_counters_sum(&t->rx[i].counters, out);
 	for (unsigned i = 0; i < t->tx_slot_count; i++)
-		counters_sum(&t->slots[i].counters, out);
+		oskr__transport_counters_sum(&t->slots[i].counters, out);
 }
 
 const struct oskr_transport_ops oskr__udp_transport = {
