@@ -26,10 +26,6 @@
 #  3. HotStuff, DIR/shard0, when BUILD/plugins/hotstuff.so exists.
 # Every replica must exit 0 on SIGTERM, leaving no EAL runtime directory.
 #
-# The bench is oskr-bench's own source linked with the dpdk backend, built
-# by this script into its temporary directory (as .../bin/oskr-bench; the
-# Makefile links that backend into oskrd only).
-#
 # Needs root and DPDK (else "SKIP: reason", exit 0) and the openssl command
 # (Debian package openssl, in scripts/deps.sh). Everything it starts is
 # stopped by PID; the namespaces, links and files it made are removed, also
@@ -108,24 +104,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# ---- oskr-bench with the dpdk backend ----
-mkdir -p "$dir/bin"
-bench=$dir/bin/oskr-bench
-sanitize=
-if nm "$build/liboskr-core.a" 2>/dev/null | grep -q __asan_init; then
-	sanitize=-fsanitize=address,undefined
-fi
-# shellcheck disable=SC2046,SC2086
-if ! "${CC:-cc}" -std=gnu11 -pthread -O2 -g -Wall -Wextra -Werror -Wshadow \
-	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
-	-Wno-missing-field-initializers $sanitize -Iinclude -I. \
-	$(pkg-config --cflags libdpdk) -DOSKR_HAVE_DPDK \
-	client/bench.c transport/dpdk.c "$build/liboskr-core.a" \
-	$(pkg-config --libs libcrypto yaml-0.1) -lck -ldl -lm \
-	$(pkg-config --libs libdpdk) -o "$bench" 2>"$dir/build.log"; then
-	cat "$dir/build.log"
-	fail "cannot build oskr-bench with the dpdk backend"
-fi
+# oskr-bench is linked with the dpdk backend by the Makefile.
+bench=$build/oskr-bench
+[ -x "$bench" ] || fail "$bench not built (make)"
 
 # ---- topology: a bridge, a namespace + veth per node ----
 mac_of() {
