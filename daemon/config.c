@@ -24,15 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_internal.h"
 #include "log.h"
 
-#define CONFIG_MAX_TEXT (1u << 20)
-#define CONFIG_MAX_REPLICAS 1024
-#define CONFIG_MAX_EAL_ARGS 128
-#define CONFIG_MAX_NAME 64
 /* The seed's link ids fit in 15 bits (MAC%id addressing). */
-#define LINK_ID_MAX 0x7fff
-#define SEED_SUFFIX ".config"
 
 /* ---- addresses ---- */
 
@@ -52,7 +47,7 @@ static bool parse_port(const char *text, uint16_t *out)
 }
 
 /* Returns NULL on success, or why @p text is not an address. */
-static const char *ip_port_problem(const char *text,
+const char *oskr__config_ip_port_problem(const char *text,
 				   struct sockaddr_storage *out,
 				   socklen_t *out_len)
 {
@@ -111,7 +106,7 @@ static const char *ip_port_problem(const char *text,
 int oskr__parse_ip_port(const char *text, struct sockaddr_storage *out,
 			socklen_t *out_len)
 {
-	return text && ip_port_problem(text, out, out_len) == NULL ? 0
+	return text && oskr__config_ip_port_problem(text, out, out_len) == NULL ? 0
 								    : -EINVAL;
 }
 
@@ -126,7 +121,7 @@ static int hex_value(char c)
 	return -1;
 }
 
-static const char *mac_id_problem(const char *text, uint8_t mac[6],
+const char *oskr__config_mac_id_problem(const char *text, uint8_t mac[6],
 				  uint16_t *id)
 {
 	const char *cursor = text;
@@ -158,7 +153,7 @@ static const char *mac_id_problem(const char *text, uint8_t mac[6],
 
 int oskr__parse_mac_id(const char *text, uint8_t mac[6], uint16_t *id)
 {
-	return text && mac_id_problem(text, mac, id) == NULL ? 0 : -EINVAL;
+	return text && oskr__config_mac_id_problem(text, mac, id) == NULL ? 0 : -EINVAL;
 }
 
 static bool sockaddr_equal(const struct sockaddr_storage *a,
@@ -178,7 +173,7 @@ static bool sockaddr_equal(const struct sockaddr_storage *a,
 	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 }
 
-static uint16_t sockaddr_port(const struct sockaddr_storage *address)
+uint16_t oskr__config_sockaddr_port(const struct sockaddr_storage *address)
 {
 	if (address->ss_family == AF_INET)
 		return ntohs(((const struct sockaddr_in *)address)->sin_port);
@@ -311,7 +306,7 @@ char *oskr__config_private_key_path(const struct oskr_config *config,
 
 /* Duplicate replicas would make two ids share one endpoint: messages
  * meant for one would reach the other. */
-static int find_duplicate_replica(const struct oskr_config *config,
+int oskr__config_find_duplicate_replica(const struct oskr_config *config,
 				  uint32_t index, bool by_address)
 {
 	const struct oskr_config_replica *replica = &config->replicas[index];
@@ -337,7 +332,7 @@ struct yaml_load {
 	char **err;
 };
 
-static int out_of_memory(char **err)
+int oskr__config_out_of_memory(char **err)
 {
 	oskr__errorf(err, "out of memory");
 	return -ENOMEM;
@@ -417,7 +412,7 @@ static int read_owned_string(const struct oskr_conf *map, const char *key,
 	if (rc)
 		return rc;
 	if (value && !(*out = strdup(value)))
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	return 0;
 }
 
@@ -442,10 +437,10 @@ static int load_replica_entry(struct yaml_load *load,
 				 "an address ip:port", err);
 		if (rc)
 			return rc;
-		const char *problem = ip_port_problem(address->scalar,
+		const char *problem = oskr__config_ip_port_problem(address->scalar,
 						      &replica->sockaddr,
 						      &replica->sockaddr_len);
-		if (!problem && sockaddr_port(&replica->sockaddr) == 0)
+		if (!problem && oskr__config_sockaddr_port(&replica->sockaddr) == 0)
 			problem = "port 0 cannot receive";
 		if (problem)
 			return oskr__conf_errorf(err, address,
@@ -454,8 +449,8 @@ static int load_replica_entry(struct yaml_load *load,
 						 oskr__conf_describe(address, buf, sizeof(buf)),
 						 problem);
 		if (!(replica->address = strdup(address->scalar)))
-			return out_of_memory(err);
-		int other = find_duplicate_replica(load->config, index, true);
+			return oskr__config_out_of_memory(err);
+		int other = oskr__config_find_duplicate_replica(load->config, index, true);
 		if (other >= 0)
 			return oskr__conf_errorf(err, address,
 						 "%s: duplicate replica: %s is also the address of replica %d",
@@ -469,7 +464,7 @@ static int load_replica_entry(struct yaml_load *load,
 		if (rc)
 			return rc;
 		const char *problem =
-			mac_id_problem(mac->scalar, replica->mac,
+			oskr__config_mac_id_problem(mac->scalar, replica->mac,
 				       &replica->link_id);
 		if (problem)
 			return oskr__conf_errorf(err, mac,
@@ -478,7 +473,7 @@ static int load_replica_entry(struct yaml_load *load,
 						 oskr__conf_describe(mac, buf, sizeof(buf)),
 						 problem);
 		replica->has_mac = true;
-		int other = find_duplicate_replica(load->config, index, false);
+		int other = oskr__config_find_duplicate_replica(load->config, index, false);
 		if (other >= 0)
 			return oskr__conf_errorf(err, mac,
 						 "%s: duplicate replica: %s is also the MAC%%id of replica %d",
@@ -494,7 +489,7 @@ static int load_replica_entry(struct yaml_load *load,
 		return rc;
 	if (!(replica->public_key = resolve_path(load->dir,
 						 public_key->scalar)))
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	return 0;
 }
 
@@ -535,7 +530,7 @@ static int load_cluster(struct yaml_load *load, const struct oskr_conf *root)
 					 CONFIG_MAX_REPLICAS);
 	config->replicas = calloc(replicas->count, sizeof(*config->replicas));
 	if (!config->replicas)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	for (size_t i = 0; i < replicas->count; i++) {
 		/* Counted as we go so that free() sees what was filled. */
 		config->replica_count = (uint32_t)i + 1;
@@ -560,7 +555,7 @@ static int load_cluster(struct yaml_load *load, const struct oskr_conf *root)
 		rc = expect_kind(multicast, OSKR_CONF_SCALAR, "MAC%id", err);
 		if (rc)
 			return rc;
-		const char *problem = mac_id_problem(
+		const char *problem = oskr__config_mac_id_problem(
 			multicast->scalar, config->dpdk.multicast_mac,
 			&config->dpdk.multicast_id);
 		if (problem)
@@ -611,7 +606,7 @@ static int load_replica_section(struct yaml_load *load,
 		return rc;
 	if (private_key &&
 	    !(config->private_key = resolve_path(load->dir, private_key)))
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	return 0;
 }
 
@@ -667,7 +662,7 @@ static int load_protocol(struct yaml_load *load, const struct oskr_conf *root)
 		const char *prefix = strchr(name->scalar, '/') ? "" : "./";
 		char *relative = NULL;
 		if (asprintf(&relative, "%s%s", prefix, name->scalar) < 0)
-			return out_of_memory(err);
+			return oskr__config_out_of_memory(err);
 		config->protocol = resolve_path(load->dir, relative);
 		free(relative);
 	} else {
@@ -679,7 +674,7 @@ static int load_protocol(struct yaml_load *load, const struct oskr_conf *root)
 						 oskr__conf_describe(name, buf, sizeof(buf)));
 		config->protocol = strdup(name->scalar);
 	}
-	return config->protocol ? 0 : out_of_memory(err);
+	return config->protocol ? 0 : oskr__config_out_of_memory(err);
 }
 
 static int load_app(struct yaml_load *load, const struct oskr_conf *root)
@@ -703,7 +698,7 @@ static int load_app(struct yaml_load *load, const struct oskr_conf *root)
 		name = name_node->scalar;
 	}
 	config->app = strdup(name);
-	return config->app ? 0 : out_of_memory(err);
+	return config->app ? 0 : oskr__config_out_of_memory(err);
 }
 
 static int push_eal_arg(struct oskr_config_dpdk *dpdk,
@@ -716,7 +711,7 @@ static int push_eal_arg(struct oskr_config_dpdk *dpdk,
 					 node->path, CONFIG_MAX_EAL_ARGS);
 	char *arg = strndup(text, len);
 	if (!arg)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	dpdk->eal_args[dpdk->eal_arg_count++] = arg;
 	dpdk->eal_args[dpdk->eal_arg_count] = NULL;
 	return 0;
@@ -729,7 +724,7 @@ static int load_eal(struct yaml_load *load, const struct oskr_conf *eal)
 	dpdk->eal_args = calloc(CONFIG_MAX_EAL_ARGS + 1,
 				sizeof(*dpdk->eal_args));
 	if (!dpdk->eal_args)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	if (eal->kind == OSKR_CONF_SCALAR) {
 		/* One string: split on whitespace, no quoting. */
 		const char *cursor = eal->scalar;
@@ -788,7 +783,7 @@ static int load_dpdk(struct yaml_load *load, const struct oskr_conf *transport)
 				return rc;
 			dpdk->port_id = (uint16_t)port_id;
 		} else if (!(dpdk->port_name = strdup(port->scalar))) {
-			return out_of_memory(err);
+			return oskr__config_out_of_memory(err);
 		}
 	}
 
@@ -957,7 +952,7 @@ static int load_cores(struct yaml_load *load, const struct oskr_conf *root)
 					 cores->path);
 	config->cores = calloc(cores->count, sizeof(*config->cores));
 	if (!config->cores)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	for (size_t i = 0; i < cores->count; i++) {
 		uint64_t cpu = 0;
 		/* CPU_SETSIZE is 1024 on glibc. */
@@ -1035,7 +1030,7 @@ static int load_yaml(struct oskr_config *config, const char *file,
 					 oskr__conf_describe(root, buf, sizeof(buf)));
 	char *dir = directory_of(file);
 	if (!dir)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	struct yaml_load load = { .config = config, .dir = dir, .err = err };
 	rc = oskr__conf_verify_keys(root, keys, err);
 	if (!rc)
@@ -1054,267 +1049,6 @@ static int load_yaml(struct oskr_config *config, const char *file,
 		rc = load_daemon_settings(&load, root);
 	free(dir);
 	return rc;
-}
-
-/* ---- the seed's plain-text cluster files ----
- *
- *   f 1
- *   replica 12:34:56:aa:aa:aa%0      (one line per replica, in id order)
- *   multicast 01:00:5e:00:00:01%255  (optional)
- *
- * Keys live next to the file: PREFIX-N.pem, PREFIX being the file name
- * without ".config". A replica written as ip:port selects udp instead
- * of dpdk.
- */
-
-static bool is_seed_format(const char *text, size_t len)
-{
-	size_t i = 0;
-	while (i < len) {
-		while (i < len && (text[i] == ' ' || text[i] == '\t' ||
-				   text[i] == '\r'))
-			i++;
-		if (i < len && text[i] != '\n' && text[i] != '#')
-			return len - i >= 2 && text[i] == 'f' &&
-			       (text[i + 1] == ' ' || text[i + 1] == '\t');
-		while (i < len && text[i] != '\n')
-			i++;
-		i++;
-	}
-	return false;
-}
-
-struct seed_token {
-	const char *text; /* not NUL terminated */
-	size_t len;
-	unsigned column;
-};
-
-struct seed_load {
-	struct oskr_config *config;
-	const char *file;
-	char **err;
-	size_t replica_capacity;
-	bool has_f, by_address;
-	unsigned f_line, f_column;
-	unsigned multicast_line, multicast_column;
-};
-
-static int seed_error(struct seed_load *load, unsigned line, unsigned column,
-		      const char *fmt, ...) OSKR_PRINTF(4, 5);
-static int seed_error(struct seed_load *load, unsigned line, unsigned column,
-		      const char *fmt, ...)
-{
-	char *message = NULL;
-	va_list ap;
-	va_start(ap, fmt);
-	if (vasprintf(&message, fmt, ap) < 0)
-		message = NULL;
-	va_end(ap);
-	oskr__errorf(load->err, "%s:%u:%u: %s", load->file, line, column,
-		     message ? message : "out of memory");
-	free(message);
-	return -EINVAL;
-}
-
-static int seed_replica(struct seed_load *load, unsigned line,
-			const struct seed_token *arg, const char *value)
-{
-	struct oskr_config *config = load->config;
-	if (config->replica_count >= CONFIG_MAX_REPLICAS)
-		return seed_error(load, line, arg->column,
-				  "more than %d replicas", CONFIG_MAX_REPLICAS);
-	if (config->replica_count == load->replica_capacity) {
-		size_t grown = load->replica_capacity ? 2 * load->replica_capacity
-						      : 8;
-		struct oskr_config_replica *replicas =
-			realloc(config->replicas, grown * sizeof(*replicas));
-		if (!replicas)
-			return out_of_memory(load->err);
-		config->replicas = replicas;
-		load->replica_capacity = grown;
-	}
-	uint32_t index = config->replica_count;
-	struct oskr_config_replica *replica = &config->replicas[index];
-	memset(replica, 0, sizeof(*replica));
-	config->replica_count++;
-
-	/* MAC%id has a '%'; anything else must be an ip:port. */
-	bool by_address = !strchr(value, '%');
-	const char *problem =
-		by_address ? ip_port_problem(value, &replica->sockaddr,
-					     &replica->sockaddr_len)
-			   : mac_id_problem(value, replica->mac,
-					    &replica->link_id);
-	if (!problem && by_address && sockaddr_port(&replica->sockaddr) == 0)
-		problem = "port 0 cannot receive";
-	if (problem)
-		return seed_error(load, line, arg->column,
-				  "bad replica '%s': %s (expected MAC%%id like 12:34:56:aa:aa:aa%%0, or ip:port)",
-				  value, problem);
-	if (index > 0 && by_address != load->by_address)
-		return seed_error(load, line, arg->column,
-				  "replica %" PRIu32
-				  " is %s but replica 0 is %s: one cluster uses one transport",
-				  index, by_address ? "ip:port" : "MAC%id",
-				  by_address ? "MAC%id" : "ip:port");
-	load->by_address = by_address;
-	if (by_address) {
-		if (!(replica->address = strdup(value)))
-			return out_of_memory(load->err);
-	} else {
-		replica->has_mac = true;
-	}
-	int other = find_duplicate_replica(config, index, by_address);
-	if (other >= 0)
-		return seed_error(load, line, arg->column,
-				  "duplicate replica: %s is also replica %d",
-				  value, other);
-	return 0;
-}
-
-static int seed_line(struct seed_load *load, unsigned line,
-		     const struct seed_token *tokens, size_t count)
-{
-	struct oskr_config *config = load->config;
-	const struct seed_token *directive = &tokens[0];
-	char name[16] = "";
-	if (directive->len < sizeof(name))
-		memcpy(name, directive->text, directive->len);
-	bool is_f = strcmp(name, "f") == 0;
-	bool is_replica = strcmp(name, "replica") == 0;
-	bool is_multicast = strcmp(name, "multicast") == 0;
-	if (!is_f && !is_replica && !is_multicast)
-		return seed_error(load, line, directive->column,
-				  "unknown line '%.*s' (expected f, replica or multicast)",
-				  (int)(directive->len > 40 ? 40 : directive->len),
-				  directive->text);
-	if (count < 2)
-		return seed_error(load, line,
-				  directive->column + (unsigned)directive->len,
-				  "missing value after '%s'", name);
-	if (count > 2)
-		return seed_error(load, line, tokens[2].column,
-				  "unexpected '%.*s' after the value of '%s'",
-				  (int)(tokens[2].len > 40 ? 40 : tokens[2].len),
-				  tokens[2].text, name);
-	const struct seed_token *arg = &tokens[1];
-	char *value = strndup(arg->text, arg->len);
-	if (!value)
-		return out_of_memory(load->err);
-	int rc = 0;
-	if (is_f) {
-		char *end = NULL;
-		errno = 0;
-		unsigned long long f = strtoull(value, &end, 10);
-		if (load->has_f)
-			rc = seed_error(load, line, directive->column,
-					"a second 'f' line (the first is at line %u)",
-					load->f_line);
-		else if (value[0] < '0' || value[0] > '9' || *end ||
-			 errno || f > UINT32_MAX)
-			rc = seed_error(load, line, arg->column,
-					"expected a non-negative integer after 'f', got '%s'",
-					value);
-		load->has_f = true;
-		load->f_line = line;
-		load->f_column = arg->column;
-		config->fault_count = (uint32_t)f;
-	} else if (is_replica) {
-		rc = seed_replica(load, line, arg, value);
-	} else if (config->dpdk.has_multicast) {
-		rc = seed_error(load, line, directive->column,
-				"a second 'multicast' line");
-	} else {
-		const char *problem = mac_id_problem(
-			value, config->dpdk.multicast_mac,
-			&config->dpdk.multicast_id);
-		if (problem)
-			rc = seed_error(load, line, arg->column,
-					"bad multicast '%s': %s (expected MAC%%id like 01:00:5e:00:00:01%%255)",
-					value, problem);
-		config->dpdk.has_multicast = true;
-		load->multicast_line = line;
-		load->multicast_column = directive->column;
-	}
-	free(value);
-	return rc;
-}
-
-static int load_seed(struct oskr_config *config, const char *file,
-		     const char *text, size_t len, char **err)
-{
-	struct seed_load load = { .config = config, .file = file, .err = err };
-	unsigned line = 0;
-	size_t i = 0;
-	int rc;
-	while (i < len) {
-		line++;
-		size_t end = i;
-		while (end < len && text[end] != '\n')
-			end++;
-		/* Split the line [i, end) on blanks, stopping at '#'. */
-		struct seed_token tokens[3];
-		size_t count = 0;
-		size_t cursor = i;
-		while (cursor < end && text[cursor] != '#' && count < 3) {
-			char c = text[cursor];
-			if (c == ' ' || c == '\t' || c == '\r') {
-				cursor++;
-				continue;
-			}
-			tokens[count].text = text + cursor;
-			tokens[count].column = (unsigned)(cursor - i + 1);
-			while (cursor < end && text[cursor] != ' ' &&
-			       text[cursor] != '\t' && text[cursor] != '\r' &&
-			       text[cursor] != '#')
-				cursor++;
-			tokens[count].len =
-				(size_t)(text + cursor - tokens[count].text);
-			count++;
-		}
-		if (count > 0) {
-			rc = seed_line(&load, line, tokens, count);
-			if (rc)
-				return rc;
-		}
-		i = end + 1;
-	}
-	if (config->replica_count == 0)
-		return seed_error(&load, load.f_line, 1,
-				  "no 'replica' lines: a cluster needs at least one replica");
-	if (2 * (uint64_t)config->fault_count + 1 > config->replica_count)
-		return seed_error(&load, load.f_line, load.f_column,
-				  "f = %" PRIu32 " is too large for n = %" PRIu32
-				  " replicas (need n >= 2f+1)",
-				  config->fault_count, config->replica_count);
-	config->transport = load.by_address ? OSKR_TRANSPORT_UDP
-					    : OSKR_TRANSPORT_DPDK;
-	if (load.by_address && config->dpdk.has_multicast)
-		return seed_error(&load, load.multicast_line,
-				  load.multicast_column,
-				  "'multicast' needs MAC%%id replicas (the dpdk transport)");
-
-	/* Keys: PREFIX-N.pem; the signer derives the public half. */
-	size_t file_len = strlen(file);
-	size_t suffix_len = strlen(SEED_SUFFIX);
-	size_t prefix_len = file_len;
-	if (file_len > suffix_len &&
-	    strcmp(file + file_len - suffix_len, SEED_SUFFIX) == 0)
-		prefix_len -= suffix_len;
-	if (asprintf(&config->private_key, "%.*s-%%i.pem", (int)prefix_len,
-		     file) < 0) {
-		config->private_key = NULL;
-		return out_of_memory(err);
-	}
-	for (uint32_t id = 0; id < config->replica_count; id++) {
-		config->replicas[id].public_key =
-			oskr__config_private_key_path(config, id);
-		if (!config->replicas[id].public_key)
-			return out_of_memory(err);
-	}
-	config->app = strdup("null");
-	return config->app ? 0 : out_of_memory(err);
 }
 
 /* ---- EAL arguments from the environment ----
@@ -1348,7 +1082,7 @@ static int load_eal_env(struct oskr_config *config, char **err)
 	dpdk->eal_args = calloc(CONFIG_MAX_EAL_ARGS + 1,
 				sizeof(*dpdk->eal_args));
 	if (!dpdk->eal_args)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	for (const char *cursor = text;;) {
 		cursor += strspn(cursor, " \t\r\n");
 		if (!*cursor)
@@ -1360,7 +1094,7 @@ static int load_eal_env(struct oskr_config *config, char **err)
 		size_t len = strcspn(cursor, " \t\r\n");
 		char *arg = strndup(cursor, len);
 		if (!arg)
-			return out_of_memory(err);
+			return oskr__config_out_of_memory(err);
 		dpdk->eal_args[dpdk->eal_arg_count++] = arg;
 		cursor += len;
 	}
@@ -1377,11 +1111,11 @@ int oskr__config_load_string(const char *file, const char *text,
 		file = "<config>";
 	struct oskr_config *config = calloc(1, sizeof(*config));
 	if (!config)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	config_set_defaults(config);
 	int rc;
 	if (!(config->file = strdup(file))) {
-		rc = out_of_memory(err);
+		rc = oskr__config_out_of_memory(err);
 		goto err_free;
 	}
 	if (len > CONFIG_MAX_TEXT) {
@@ -1400,8 +1134,8 @@ int oskr__config_load_string(const char *file, const char *text,
 				  file, line, column);
 		goto err_free;
 	}
-	if (is_seed_format(text, len))
-		rc = load_seed(config, file, text, len, err);
+	if (oskr__config_is_seed_format(text, len))
+		rc = oskr__config_load_seed(config, file, text, len, err);
 	else
 		rc = load_yaml(config, file, text, len, err);
 	if (!rc)
@@ -1423,7 +1157,7 @@ static int read_text(FILE *stream, const char *path, char **text,
 {
 	*text = malloc(CONFIG_MAX_TEXT + 1);
 	if (!*text)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	errno = 0;
 	*len = fread(*text, 1, CONFIG_MAX_TEXT + 1, stream);
 	if (ferror(stream)) {
@@ -1442,14 +1176,14 @@ int oskr__config_load(const char *path, struct oskr_config **out,
 	*out = NULL;
 	char *opened = strdup(path);
 	if (!opened)
-		return out_of_memory(err);
+		return oskr__config_out_of_memory(err);
 	FILE *stream = fopen(path, "rb");
 	int rc;
 	if (!stream && errno == ENOENT) {
 		/* The seed's `-c deploy/shard0` names deploy/shard0.config. */
 		free(opened);
 		if (asprintf(&opened, "%s%s", path, SEED_SUFFIX) < 0)
-			return out_of_memory(err);
+			return oskr__config_out_of_memory(err);
 		stream = fopen(opened, "rb");
 		if (!stream && errno == ENOENT) {
 			oskr__errorf(err, "%s: %s (nor %s)", path,
@@ -1463,8 +1197,8 @@ int oskr__config_load(const char *path, struct oskr_config **out,
 		oskr__errorf(err, "%s: %s", opened, strerror(-rc));
 		goto err_free;
 	}
-	char *text;
-	size_t len;
+	char *text = NULL;
+	size_t len = 0;
 	rc = read_text(stream, opened, &text, &len, err);
 	fclose(stream);
 	if (rc)
