@@ -17,7 +17,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	$(WARN) -Iinclude -I.
 
-FUZZ_SRCS_config := daemon/conf_tree.c daemon/config.c daemon/log.c
+FUZZ_SRCS_config := daemon/conf_tree.c daemon/config.c daemon/config_seed.c daemon/log.c
 FUZZ_FLAGS_config = $(YAML_CFLAGS) $(YAML_LIBS)
 FUZZ_SRCS_frame := transport/frame.c
 FUZZ_SRCS_unreplicated_codec := plugins/unreplicated/codec.c
