@@ -76,7 +76,8 @@ if ! "$cc" -std=gnu11 -pthread -O2 -g -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Iinclude -I. \
 	$(pkg-config --cflags libdpdk) -DOSKR_HAVE_DPDK \
-	daemon/log.c daemon/buf.c transport/frame.c transport/dpdk.c \
+	daemon/log.c daemon/buf.c transport/frame.c transport/counters.c \
+	transport/dpdk.c \
 	test/dpdk/dpdk_pingpong.c $(pkg-config --libs libdpdk) \
 	-o "$harness" 2>"$dir/build.log"; then
 	cat "$dir/build.log"
