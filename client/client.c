@@ -300,6 +300,22 @@ static void host_set_status(struct oskr_ctx *ctx, uint64_t view,
 {
 }
 
+/* Clients have no durable state (ABI 1.1 checkpoint services). */
+static int host_checkpoint_stable(struct oskr_ctx *ctx, uint64_t op_number,
+				  const void *app, size_t app_len,
+				  const void *protocol_state,
+				  size_t protocol_len)
+{
+	return -ENOTSUP;
+}
+
+static int host_checkpoint_resume(struct oskr_ctx *ctx, uint64_t *op_number,
+				  const void **protocol_state,
+				  size_t *protocol_len)
+{
+	return -ENOENT;
+}
+
 static const struct oskr_host client_host = {
 	.size = sizeof(struct oskr_host),
 	.abi_major = OSKR_ABI_MAJOR,
@@ -333,6 +349,8 @@ static const struct oskr_host client_host = {
 	.log = host_log,
 	.count = host_count,
 	.set_status = host_set_status,
+	.checkpoint_stable = host_checkpoint_stable,
+	.checkpoint_resume = host_checkpoint_resume,
 };
 
 /* ---- life cycle ---- */

@@ -248,6 +248,8 @@ static void config_set_defaults(struct oskr_config *config)
 	config->workers = 2;
 	config->ring_size = 65536;
 	config->max_timers = 65536;
+	config->snapshot.interval_ms = OSKR_SNAPSHOT_INTERVAL_MS_DEFAULT;
+	config->snapshot.keep = OSKR_SNAPSHOT_KEEP_FILES_DEFAULT;
 	config->log_level = OSKR_LOG_INFO;
 }
 
@@ -1011,13 +1013,41 @@ static int load_daemon_settings(struct yaml_load *load,
 	return 0;
 }
 
+/* snapshot: {interval, keep} — when durable snapshots are written
+ * (meaningful with state_dir only; accepted without it, so one file can
+ * serve hosts with and without a state directory). */
+static int load_snapshot(struct yaml_load *load, const struct oskr_conf *root)
+{
+	static const char *const keys[] = {"interval", "keep", NULL};
+	struct oskr_config_snapshot *snapshot = &load->config->snapshot;
+	char **err = load->err;
+	const struct oskr_conf *map = optional(root, "snapshot");
+	if (!map)
+		return 0;
+	int rc = expect_kind(map, OSKR_CONF_MAP,
+			     "a mapping (interval, keep)", err);
+	if (!rc)
+		rc = oskr__conf_verify_keys(map, keys, err);
+	/* at most a day: a longer one is a typo, "0" turns it off */
+	if (!rc)
+		rc = oskr__conf_read_ms(map, "interval", 0, 86400000,
+					OSKR_SNAPSHOT_INTERVAL_MS_DEFAULT,
+					&snapshot->interval_ms, err);
+	if (!rc)
+		rc = read_u32(map, "keep", 1, 1000,
+			      OSKR_SNAPSHOT_KEEP_FILES_DEFAULT,
+			      &snapshot->keep, err);
+	return rc;
+}
+
 static int load_yaml(struct oskr_config *config, const char *file,
 		     const char *text, size_t len, char **err)
 {
 	static const char *const keys[] = {
 		"cluster",   "replica",	  "protocol",	    "app",
 		"transport", "workers",	  "cores",	    "ring_size",
-		"max_timers", "control_socket", "state_dir", "log_level", NULL,
+		"max_timers", "control_socket", "state_dir", "snapshot",
+		"log_level", NULL,
 	};
 	int rc = oskr__conf_parse(file, text, len, &config->root, err);
 	if (rc)
@@ -1047,6 +1077,8 @@ static int load_yaml(struct oskr_config *config, const char *file,
 		rc = check_replica_addresses(&load, root);
 	if (!rc)
 		rc = load_daemon_settings(&load, root);
+	if (!rc)
+		rc = load_snapshot(&load, root);
 	free(dir);
 	return rc;
 }

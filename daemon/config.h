@@ -140,6 +140,19 @@ struct oskr_config_udp {
 	uint64_t rx_memory;
 };
 
+/** Defaults of the `snapshot:` mapping (docs/config.md). */
+#define OSKR_SNAPSHOT_INTERVAL_MS_DEFAULT 1000
+#define OSKR_SNAPSHOT_KEEP_FILES_DEFAULT 2
+
+/* When the application snapshot is written to state_dir (docs/operations.md,
+ * "Durable state"). Used only with state_dir. */
+struct oskr_config_snapshot {
+	/* Time-based snapshots, when the app changed, until the plugin
+	 * declares its first checkpoint; 0 = only at checkpoints and stop. */
+	uint64_t interval_ms;
+	uint32_t keep; /* snapshot files kept, >= 1 */
+};
+
 struct oskr_config {
 	char *file; /* path as given */
 	struct oskr_conf *root; /* the parsed tree, owned */
@@ -170,6 +183,7 @@ struct oskr_config {
 
 	char *control_socket; /* NULL = none */
 	char *state_dir; /* NULL = none */
+	struct oskr_config_snapshot snapshot;
 	enum oskr_log_level log_level;
 };
 

@@ -261,6 +261,9 @@ static const char *counter_help(const char *name)
 		 "Application snapshots that could not be written."},
 		{"snapshots_superseded",
 		 "Snapshots replaced by a newer one before being written."},
+		{"checkpoint_snapshots",
+		 "Stable checkpoints the plugin declared, queued for writing "
+		 "to the state directory."},
 	};
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(known[i].name, name) == 0)

@@ -203,10 +203,15 @@ static void reload_config(const struct options *o,
 	    strcmp(fresh->app ? fresh->app : "",
 		   running->app ? running->app : "") != 0)
 		restart = true;
+	if (strcmp(fresh->state_dir ? fresh->state_dir : "",
+		   running->state_dir ? running->state_dir : "") != 0 ||
+	    fresh->snapshot.interval_ms != running->snapshot.interval_ms ||
+	    fresh->snapshot.keep != running->snapshot.keep)
+		restart = true;
 	if (restart)
 		OSKR_WARN("reload: %s changes cluster, protocol, app, "
-			  "transport or workers: those apply only after a "
-			  "restart",
+			  "transport, workers, state_dir or snapshot: those "
+			  "apply only after a restart",
 			  o->config_path);
 	else
 		OSKR_INFO("reload: %s re-read", o->config_path);

@@ -99,13 +99,27 @@ struct oskr_replica {
 	struct oskr_state_dir *state_dir;
 	struct oskr_snapshot_writer *snapshot_writer;
 	_Atomic uint64_t applied;
-	uint64_t snapshot_applied; /* stateful: applied at the last snapshot */
 	uint64_t restored_applied;
+	/* The last snapshot handed to the writer (stateful): its number,
+	 * whether its application state is the app's when `applied` equals
+	 * that number (false for a checkpoint whose blob the plugin took
+	 * earlier), and whether it is a checkpoint. */
+	uint64_t snapshot_applied;
+	bool snapshot_current;
+	bool snapshot_checkpoint;
+	/* Set (stateful) once the plugin declared or resumed from a
+	 * checkpoint: the interval snapshots stop for good. */
+	bool checkpoints_declared;
+	uint64_t snapshot_interval_ns; /* config snapshot.interval; 0 = off */
+	/* What was restored at start, kept until replica_init returned:
+	 * the file, and its checkpoint when this protocol wrote it (handed
+	 * out by checkpoint_resume while in_init). */
+	char *restored_path;
+	struct oskr_snapshot_meta restored_meta;
+	bool resume_available, resumed, in_init;
+	void *resume_state;
+	size_t resume_state_len;
 };
-
-/* Snapshots go to state_dir every SNAPSHOT_INTERVAL_NS when the state
- * changed, and on graceful stop (docs/operations.md, "Durable state"). */
-#define SNAPSHOT_INTERVAL_NS (1000ull * 1000 * 1000)
 
 #define NO_FREE_SLOT UINT32_MAX
 
@@ -457,6 +471,121 @@ static void host_set_status(struct oskr_ctx *ctx, uint64_t view,
 			      memory_order_relaxed);
 }
 
+/* ---- durable checkpoints (ABI 1.1; docs/operations.md) ---- */
+
+/* The plugin declares that the app state after @p op_number is stable.
+ * The file is named by the host's `applied` count *now*, also when the
+ * plugin hands an application blob it took earlier (at op_number): the
+ * host does not know how many operations it has applied since, and
+ * naming by "now" keeps file numbers growing in the order the files are
+ * written, which is all the newest-file rule needs. The number of such a
+ * file is then an upper bound of the operations in it, never a lower
+ * one, so the restored counter never goes backwards. */
+static int host_checkpoint_stable(struct oskr_ctx *ctx, uint64_t op_number,
+				  const void *app, size_t app_len,
+				  const void *protocol_state,
+				  size_t protocol_len)
+{
+	struct oskr_replica *r = replica_of(ctx);
+	if (!r->snapshot_writer)
+		return 0; /* no state_dir: nothing to persist */
+	if (protocol_len && !protocol_state)
+		return -EINVAL;
+	if (protocol_len > SIZE_MAX / 2)
+		return -ENOMEM;
+	uint8_t *payload;
+	size_t blob_len;
+	if (app) { /* app_len is ignored when app is NULL (plugin.h) */
+		payload = app_len <= SIZE_MAX / 2
+				  ? malloc(app_len + protocol_len + 1)
+				  : NULL;
+		if (!payload)
+			return -ENOMEM;
+		memcpy(payload, app, app_len);
+		blob_len = app_len;
+	} else {
+		void *blob = NULL;
+		int rc = r->app_ops->snapshot(r->app, &blob, &blob_len);
+		if (rc < 0) {
+			OSKR_ERROR("checkpoint at op %" PRIu64 ": the %s app "
+				   "cannot serialise its state: %s",
+				   op_number, r->app_ops->name, strerror(-rc));
+			return rc;
+		}
+		/* Append the protocol state to the app's own blob: no copy
+		 * of the (large) application state. */
+		if (protocol_len) {
+			uint8_t *grown = blob_len <= SIZE_MAX / 2
+						 ? realloc(blob,
+							   blob_len + protocol_len)
+						 : NULL;
+			if (!grown) {
+				free(blob);
+				return -ENOMEM;
+			}
+			blob = grown;
+		}
+		payload = blob;
+	}
+	if (protocol_len)
+		memcpy(payload + blob_len, protocol_state, protocol_len);
+	uint64_t applied = atomic_load_explicit(&r->applied,
+						memory_order_relaxed);
+	struct oskr_snapshot_meta meta = {
+		.applied = applied,
+		.checkpoint = true,
+		.checkpoint_op = op_number,
+		.protocol_state_len = protocol_len,
+	};
+	snprintf(meta.app, sizeof(meta.app), "%s", r->app_ops->name);
+	snprintf(meta.protocol, sizeof(meta.protocol), "%s", r->plugin->name);
+	oskr__snapshot_writer_submit(r->snapshot_writer, &meta, payload,
+				     blob_len + protocol_len);
+	r->snapshot_applied = applied;
+	r->snapshot_current = app == NULL;
+	r->snapshot_checkpoint = true;
+	if (!r->checkpoints_declared) {
+		r->checkpoints_declared = true;
+		OSKR_INFO("%s declares stable checkpoints: snapshots are "
+			  "written at its checkpoints (and at stop) from now "
+			  "on, no longer every interval",
+			  r->plugin->name);
+	}
+	oskr__counters_add(&r->counters, "checkpoint_snapshots", 1);
+	OSKR_DEBUG("checkpoint at op %" PRIu64 " queued for writing (%zu + "
+		   "%zu bytes, %" PRIu64 " applied)",
+		   op_number, blob_len, protocol_len, applied);
+	return 0;
+}
+
+static int host_checkpoint_resume(struct oskr_ctx *ctx, uint64_t *op_number,
+				  const void **protocol_state,
+				  size_t *protocol_len)
+{
+	struct oskr_replica *r = replica_of(ctx);
+	if (!op_number || !protocol_state || !protocol_len)
+		return -EINVAL;
+	if (!r->in_init)
+		return -EINVAL; /* the state is freed once init returned */
+	if (!r->resume_available)
+		return -ENOENT;
+	*op_number = r->restored_meta.checkpoint_op;
+	*protocol_state = r->resume_state;
+	*protocol_len = r->resume_state_len;
+	if (!r->resumed) {
+		r->resumed = true;
+		/* A protocol that resumes from checkpoints declares them:
+		 * an interval snapshot (no checkpoint) written before its
+		 * first new one would hide the one it resumed from. */
+		r->checkpoints_declared = true;
+		OSKR_INFO("resuming %s from checkpoint at op %" PRIu64
+			  " (file %s)",
+			  r->plugin->name, r->restored_meta.checkpoint_op,
+			  r->restored_path);
+	}
+	return 0;
+}
+
 static const struct oskr_host replica_host = {
 	.size = sizeof(struct oskr_host),
 	.abi_major = OSKR_ABI_MAJOR,
@@ -490,6 +619,8 @@ static const struct oskr_host replica_host = {
 	.log = host_log,
 	.count = host_count,
 	.set_status = host_set_status,
+	.checkpoint_stable = host_checkpoint_stable,
+	.checkpoint_resume = host_checkpoint_resume,
 };
 
 /* ---- receive path ---- */
@@ -543,15 +674,24 @@ static void flush_after_batch(void *arg, unsigned worker)
  *
  * The app is serialised inside a stateful task (the only place the app
  * may be touched) and handed to the snapshot writer thread, which does
- * the file I/O. A snapshot is taken every SNAPSHOT_INTERVAL_NS if the
- * app changed, and after replica_fini on a graceful stop. At start the
- * newest valid snapshot is restored before replica_init. */
+ * the file I/O. A snapshot is taken at every checkpoint the plugin
+ * declares (checkpoint_stable above); until the first one (forever for a
+ * plugin that never declares one), every snapshot.interval if the app
+ * changed; and after replica_fini on a graceful stop. At start the newest
+ * valid snapshot is restored before replica_init. */
 
+/* A snapshot of the app as it is now, not a checkpoint. */
 static void snapshot_take(struct oskr_replica *r, const char *why)
 {
 	uint64_t applied = atomic_load_explicit(&r->applied,
 						memory_order_relaxed);
-	if (!r->snapshot_writer || applied == r->snapshot_applied)
+	if (!r->snapshot_writer)
+		return;
+	/* Nothing new. After a checkpoint at this very number a stop
+	 * snapshot is still written (it replaces that file): the state it
+	 * holds may be older, and a stop snapshot carries no checkpoint. */
+	if (applied == r->snapshot_applied && r->snapshot_current &&
+	    !r->snapshot_checkpoint)
 		return;
 	void *blob = NULL;
 	size_t len = 0;
@@ -567,6 +707,8 @@ static void snapshot_take(struct oskr_replica *r, const char *why)
 	snprintf(meta.protocol, sizeof(meta.protocol), "%s", r->plugin->name);
 	oskr__snapshot_writer_submit(r->snapshot_writer, &meta, blob, len);
 	r->snapshot_applied = applied;
+	r->snapshot_current = true;
+	r->snapshot_checkpoint = false;
 }
 
 static void snapshot_timer_arm(struct oskr_replica *r);
@@ -574,6 +716,8 @@ static void snapshot_timer_arm(struct oskr_replica *r);
 static void snapshot_timer_fired(void *a, void *b)
 {
 	struct oskr_replica *r = a;
+	if (r->checkpoints_declared || finished(r))
+		return; /* checkpoints took over: the timer is not re-armed */
 	snapshot_take(r, "interval");
 	snapshot_timer_arm(r);
 }
@@ -581,7 +725,7 @@ static void snapshot_timer_fired(void *a, void *b)
 static void snapshot_timer_arm(struct oskr_replica *r)
 {
 	uint64_t id;
-	int rc = oskr__timers_arm(r->timers, SNAPSHOT_INTERVAL_NS,
+	int rc = oskr__timers_arm(r->timers, r->snapshot_interval_ns,
 				  snapshot_timer_fired, r, NULL, &id);
 	if (rc < 0)
 		OSKR_ERROR("periodic snapshots stop: cannot arm a timer: %s",
@@ -604,11 +748,32 @@ static int restore_accept(void *arg, const char *path,
 				    "written by the %s app, this replica runs "
 				    "%s",
 				    meta->app, r->app_ops->name);
-	int rc = r->app_ops->restore(r->app, payload, len);
+	/* payload: the app's blob, then the protocol state (checkpoints) */
+	size_t app_len = len - (size_t)meta->protocol_state_len;
+	int rc = r->app_ops->restore(r->app, payload, app_len);
 	if (rc < 0) {
 		oskr__errorf(why, "the %s app refuses its contents: %s",
 			     r->app_ops->name, strerror(-rc));
 		return rc;
+	}
+	/* The protocol may resume from it only if this protocol wrote it:
+	 * the state blob is the plugin's own, opaque to everyone else. The
+	 * header holds the name as written, cut to fit. */
+	char protocol[sizeof(meta->protocol)];
+	snprintf(protocol, sizeof(protocol), "%s", r->plugin->name);
+	if (meta->checkpoint && strcmp(meta->protocol, protocol) == 0) {
+		size_t state_len = (size_t)meta->protocol_state_len;
+		void *state = malloc(state_len ? state_len : 1);
+		if (!state) {
+			oskr__errorf(why, "out of memory");
+			return -ENOMEM;
+		}
+		if (state_len)
+			memcpy(state, (const uint8_t *)payload + app_len,
+			       state_len);
+		r->resume_state = state;
+		r->resume_state_len = state_len;
+		r->resume_available = true;
 	}
 	return 0;
 }
@@ -620,12 +785,24 @@ static void restore_report(void *arg, const char *path, const char *why)
 	OSKR_ERROR("%s: %s; skipped, not loaded", path, why);
 }
 
+/* What was restored is only needed until replica_init returned. */
+static void resume_forget(struct oskr_replica *r)
+{
+	free(r->resume_state);
+	r->resume_state = NULL;
+	r->resume_state_len = 0;
+	r->resume_available = false;
+	free(r->restored_path);
+	r->restored_path = NULL;
+}
+
 static void durable_close(struct oskr_replica *r)
 {
 	oskr__snapshot_writer_free(r->snapshot_writer);
 	r->snapshot_writer = NULL;
 	oskr__state_dir_close(r->state_dir);
 	r->state_dir = NULL;
+	resume_forget(r);
 }
 
 /* Lock the state directory and restore the newest valid snapshot into the
@@ -656,15 +833,26 @@ static int durable_open(struct oskr_replica *r, uint32_t replica_id,
 		char when[32] = "?";
 		if (gmtime_r(&written, &tm))
 			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		char checkpoint[64] = "";
+		if (meta.checkpoint)
+			snprintf(checkpoint, sizeof(checkpoint),
+				 " (checkpoint at op %" PRIu64 ")",
+				 meta.checkpoint_op);
 		OSKR_INFO("restored %s: %" PRIu64 " operations applied, %" PRIu64
-			  " bytes of %s state, written by %s at %s",
-			  from, meta.applied, meta.payload_len, meta.app,
-			  meta.protocol[0] ? meta.protocol : "?", when);
+			  " bytes of %s state, written by %s at %s%s",
+			  from, meta.applied,
+			  meta.payload_len - meta.protocol_state_len, meta.app,
+			  meta.protocol[0] ? meta.protocol : "?", when,
+			  checkpoint);
 		atomic_store_explicit(&r->applied, meta.applied,
 				      memory_order_relaxed);
+		/* The app holds exactly that file's state now. */
 		r->snapshot_applied = meta.applied;
+		r->snapshot_current = true;
+		r->snapshot_checkpoint = meta.checkpoint;
 		r->restored_applied = meta.applied;
-		free(from);
+		r->restored_meta = meta;
+		r->restored_path = from;
 	} else if (rc == -ENOENT) {
 		if (context.skipped)
 			OSKR_ERROR("state_dir %s: none of the %u snapshot "
@@ -679,7 +867,7 @@ static int durable_open(struct oskr_replica *r, uint32_t replica_id,
 		goto err_close;
 	}
 	rc = oskr__snapshot_writer_create(&r->snapshot_writer, dir,
-					  OSKR_SNAPSHOT_KEEP_DEFAULT);
+					  r->config->snapshot.keep);
 	if (rc < 0) {
 		oskr__errorf(err, "cannot start the snapshot writer: %s",
 			     strerror(-rc));
@@ -694,11 +882,47 @@ err_close:
 
 /* ---- life cycle ---- */
 
+/* Say from where the protocol starts, once replica_init returned (a
+ * resume was logged by checkpoint_resume itself). */
+static void log_resume_outcome(struct oskr_replica *r)
+{
+	const struct oskr_snapshot_meta *meta = &r->restored_meta;
+	if (!r->restored_path || r->resumed)
+		return;
+	if (r->resume_available) {
+		OSKR_WARN("%s did not resume from the checkpoint at op %" PRIu64
+			  " in %s (its replica_init does not call "
+			  "checkpoint_resume); the protocol starts from op 0 "
+			  "on top of the restored application",
+			  r->plugin->name, meta->checkpoint_op,
+			  r->restored_path);
+		return;
+	}
+	char why[96];
+	if (meta->format_version == OSKR_SNAPSHOT_FORMAT_V1)
+		snprintf(why, sizeof(why), "format 1, before checkpoints");
+	else if (meta->checkpoint)
+		snprintf(why, sizeof(why), "a checkpoint of %s, not of %s",
+			 meta->protocol, r->plugin->name);
+	else
+		snprintf(why, sizeof(why),
+			 "not a checkpoint: written at a stop or by the "
+			 "interval");
+	OSKR_INFO("restored %s (%s); the protocol starts from op 0",
+		  r->restored_path, why);
+}
+
 static void init_task(void *a, void *b, void *c)
 {
 	struct oskr_replica *r = a;
+	r->in_init = true;
 	int rc = r->plugin->replica_init(&r->ctx, r->state);
-	if (rc == 0 && r->snapshot_writer)
+	r->in_init = false;
+	if (rc == 0)
+		log_resume_outcome(r);
+	resume_forget(r);
+	if (rc == 0 && r->snapshot_writer && r->snapshot_interval_ns &&
+	    !r->checkpoints_declared)
 		snapshot_timer_arm(r);
 	pthread_mutex_lock(&r->init_lock);
 	r->init_rc = rc;
@@ -728,6 +952,9 @@ int oskr__replica_create(struct oskr_replica **out,
 	r->config = config;
 	r->plugin = plugin;
 	r->timer_free_head = NO_FREE_SLOT;
+	/* Nothing applied, nothing to write until something is. */
+	r->snapshot_current = true;
+	r->snapshot_interval_ns = config->snapshot.interval_ms * 1000000ull;
 	snprintf(r->log_prefix, sizeof(r->log_prefix), "%s r%u", plugin->name,
 		 replica_id);
 	oskr__counters_init(&r->counters);

@@ -42,8 +42,18 @@
 #define OFF_CREATED 32
 #define OFF_APP 40
 #define OFF_PROTOCOL 72
-#define OFF_CHECKSUM 96
+#define OFF_CHECKPOINT_OP 96 /* version 2 on */
+#define OFF_PROTOCOL_LEN 104
+#define OFF_FLAGS 112
+#define OFF_RESERVED 116
+#define OFF_CHECKSUM_V1 96
+#define OFF_CHECKSUM 128
 #define CHECKSUM_SIZE 32
+/* the first bytes of every version: magic, version, header size */
+#define PREAMBLE_SIZE 16
+
+#define FLAG_CHECKPOINT 1u
+#define KNOWN_FLAGS FLAG_CHECKPOINT
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -73,9 +83,11 @@ static uint64_t get_u64(const uint8_t *p)
 	return v;
 }
 
-/* SHA-256 over the header's first OFF_CHECKSUM bytes and the payload,
- * without copying the payload next to the header. */
-static int checksum(const uint8_t *header, const void *payload, size_t len,
+/* SHA-256 over the header's first @p covered bytes (everything before
+ * the checksum) and the payload, without copying the payload next to the
+ * header. */
+static int checksum(const uint8_t *header, size_t covered,
+		    const void *payload, size_t len,
 		    uint8_t out[CHECKSUM_SIZE])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -83,7 +95,7 @@ static int checksum(const uint8_t *header, const void *payload, size_t len,
 		return -ENOMEM;
 	unsigned out_len = 0;
 	int ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
-		 EVP_DigestUpdate(md, header, OFF_CHECKSUM) &&
+		 EVP_DigestUpdate(md, header, covered) &&
 		 (len == 0 || EVP_DigestUpdate(md, payload, len)) &&
 		 EVP_DigestFinal_ex(md, out, &out_len) &&
 		 out_len == CHECKSUM_SIZE;
@@ -187,7 +199,11 @@ static int encode_header(uint8_t header[OSKR_SNAPSHOT_HEADER_SIZE],
 	       strnlen(meta->app, sizeof(meta->app) - 1));
 	memcpy(header + OFF_PROTOCOL, meta->protocol,
 	       strnlen(meta->protocol, sizeof(meta->protocol) - 1));
-	return checksum(header, payload, len, header + OFF_CHECKSUM);
+	put_u64(header + OFF_CHECKPOINT_OP, meta->checkpoint_op);
+	put_u64(header + OFF_PROTOCOL_LEN, meta->protocol_state_len);
+	put_u32(header + OFF_FLAGS, meta->checkpoint ? FLAG_CHECKPOINT : 0);
+	return checksum(header, OFF_CHECKSUM, payload, len,
+			header + OFF_CHECKSUM);
 }
 
 static uint64_t unix_ms_now(void)
@@ -200,7 +216,17 @@ static uint64_t unix_ms_now(void)
 int oskr__snapshot_write(const char *dir, struct oskr_snapshot_meta *meta,
 			 const void *payload, size_t len, char **err)
 {
+	if (meta->protocol_state_len > len ||
+	    (!meta->checkpoint &&
+	     (meta->protocol_state_len || meta->checkpoint_op))) {
+		oskr__errorf(err,
+			     "%s: inconsistent snapshot metadata (protocol "
+			     "state of %" PRIu64 " bytes in a payload of %zu)",
+			     dir, meta->protocol_state_len, len);
+		return -EINVAL;
+	}
 	meta->payload_len = len;
+	meta->format_version = OSKR_SNAPSHOT_FORMAT_VERSION;
 	if (!meta->created_unix_ms)
 		meta->created_unix_ms = unix_ms_now();
 	uint8_t header[OSKR_SNAPSHOT_HEADER_SIZE];
@@ -298,18 +324,19 @@ int oskr__snapshot_read(const char *path, struct oskr_snapshot_meta *meta,
 		goto out;
 	}
 	uint64_t file_size = (uint64_t)st.st_size;
+	/* The preamble says which version, and so how long the header is. */
 	uint8_t header[OSKR_SNAPSHOT_HEADER_SIZE];
-	ssize_t got = read_full(fd, header, sizeof(header));
+	ssize_t got = read_full(fd, header, PREAMBLE_SIZE);
 	if (got < 0) {
 		rc = (int)got;
 		oskr__errorf(why, "cannot read: %s", strerror(-rc));
 		goto out;
 	}
-	if ((size_t)got < sizeof(header)) {
+	if ((size_t)got < PREAMBLE_SIZE) {
 		rc = invalid(why,
-			     "truncated: %zd bytes, shorter than the %d-byte "
+			     "truncated: %zd bytes, shorter than any snapshot "
 			     "header",
-			     got, OSKR_SNAPSHOT_HEADER_SIZE);
+			     got);
 		goto out;
 	}
 	if (memcmp(header + OFF_MAGIC, OSKR_SNAPSHOT_MAGIC, 8) != 0) {
@@ -317,17 +344,39 @@ int oskr__snapshot_read(const char *path, struct oskr_snapshot_meta *meta,
 		goto out;
 	}
 	uint32_t version = get_u32(header + OFF_VERSION);
-	if (version != OSKR_SNAPSHOT_FORMAT_VERSION) {
+	if (version != OSKR_SNAPSHOT_FORMAT_VERSION &&
+	    version != OSKR_SNAPSHOT_FORMAT_V1) {
 		rc = invalid(why,
 			     "unsupported format version %" PRIu32
-			     " (this oskrd reads %d)",
-			     version, OSKR_SNAPSHOT_FORMAT_VERSION);
+			     " (this oskrd reads %d and %d)",
+			     version, OSKR_SNAPSHOT_FORMAT_V1,
+			     OSKR_SNAPSHOT_FORMAT_VERSION);
 		goto out;
 	}
+	bool v1 = version == OSKR_SNAPSHOT_FORMAT_V1;
+	uint32_t expected_header = v1 ? OSKR_SNAPSHOT_V1_HEADER_SIZE
+				      : OSKR_SNAPSHOT_HEADER_SIZE;
+	size_t checksum_at = v1 ? OFF_CHECKSUM_V1 : OFF_CHECKSUM;
 	uint32_t header_size = get_u32(header + OFF_HEADER_SIZE);
-	if (header_size != OSKR_SNAPSHOT_HEADER_SIZE) {
-		rc = invalid(why, "unexpected header size %" PRIu32,
-			     header_size);
+	if (header_size != expected_header) {
+		rc = invalid(why,
+			     "unexpected header size %" PRIu32
+			     " for format version %" PRIu32,
+			     header_size, version);
+		goto out;
+	}
+	got = read_full(fd, header + PREAMBLE_SIZE,
+			header_size - PREAMBLE_SIZE);
+	if (got < 0) {
+		rc = (int)got;
+		oskr__errorf(why, "cannot read: %s", strerror(-rc));
+		goto out;
+	}
+	if ((size_t)got < header_size - PREAMBLE_SIZE) {
+		rc = invalid(why,
+			     "truncated: %zd bytes, shorter than the %" PRIu32
+			     "-byte header",
+			     got + PREAMBLE_SIZE, header_size);
 		goto out;
 	}
 	uint64_t payload_len = get_u64(header + OFF_PAYLOAD_LEN);
@@ -337,7 +386,7 @@ int oskr__snapshot_read(const char *path, struct oskr_snapshot_meta *meta,
 			     payload_len);
 		goto out;
 	}
-	uint64_t expected = OSKR_SNAPSHOT_HEADER_SIZE + payload_len;
+	uint64_t expected = header_size + payload_len;
 	if (file_size != expected) {
 		rc = invalid(why,
 			     "%s: the header announces %" PRIu64
@@ -351,6 +400,31 @@ int oskr__snapshot_read(const char *path, struct oskr_snapshot_meta *meta,
 	    !name_terminated(header + OFF_PROTOCOL, sizeof(meta->protocol))) {
 		rc = invalid(why, "malformed header (unterminated name)");
 		goto out;
+	}
+	bool checkpoint = false;
+	uint64_t checkpoint_op = 0, protocol_len = 0;
+	if (!v1) {
+		uint32_t flags = get_u32(header + OFF_FLAGS);
+		checkpoint = flags & FLAG_CHECKPOINT;
+		checkpoint_op = get_u64(header + OFF_CHECKPOINT_OP);
+		protocol_len = get_u64(header + OFF_PROTOCOL_LEN);
+		static const uint8_t zero[OFF_CHECKSUM - OFF_RESERVED];
+		if (flags & ~KNOWN_FLAGS ||
+		    memcmp(header + OFF_RESERVED, zero, sizeof(zero)) != 0) {
+			rc = invalid(why, "malformed header (unknown flags "
+					  "or reserved bytes set)");
+			goto out;
+		}
+		if (protocol_len > payload_len ||
+		    (!checkpoint && (protocol_len || checkpoint_op))) {
+			rc = invalid(why,
+				     "malformed header (protocol state of "
+				     "%" PRIu64 " bytes in a payload of "
+				     "%" PRIu64 "%s)",
+				     protocol_len, payload_len,
+				     checkpoint ? "" : ", not a checkpoint");
+			goto out;
+		}
 	}
 	data = malloc(payload_len ? (size_t)payload_len : 1);
 	if (!data) {
@@ -372,12 +446,12 @@ int oskr__snapshot_read(const char *path, struct oskr_snapshot_meta *meta,
 		goto out;
 	}
 	uint8_t sum[CHECKSUM_SIZE];
-	rc = checksum(header, data, (size_t)payload_len, sum);
+	rc = checksum(header, checksum_at, data, (size_t)payload_len, sum);
 	if (rc < 0) {
 		oskr__errorf(why, "cannot checksum: %s", strerror(-rc));
 		goto out;
 	}
-	if (memcmp(sum, header + OFF_CHECKSUM, CHECKSUM_SIZE) != 0) {
+	if (memcmp(sum, header + checksum_at, CHECKSUM_SIZE) != 0) {
 		rc = invalid(why, "checksum mismatch: the file is corrupted");
 		goto out;
 	}
@@ -385,6 +459,10 @@ int oskr__snapshot_read(const char *path, struct oskr_snapshot_meta *meta,
 		.applied = get_u64(header + OFF_APPLIED),
 		.payload_len = payload_len,
 		.created_unix_ms = get_u64(header + OFF_CREATED),
+		.checkpoint = checkpoint,
+		.checkpoint_op = checkpoint_op,
+		.protocol_state_len = protocol_len,
+		.format_version = version,
 	};
 	memcpy(meta->app, header + OFF_APP, sizeof(meta->app));
 	memcpy(meta->protocol, header + OFF_PROTOCOL, sizeof(meta->protocol));
@@ -739,10 +817,20 @@ static void *writer_main(void *arg)
 		if (rc == 0) {
 			int removed = oskr__snapshot_prune(w->dir, meta.applied,
 							   w->keep);
-			OSKR_DEBUG("snapshot %" PRIu64 " written to %s (%zu "
-				   "bytes, %.1f ms, %d older removed)",
-				   meta.applied, w->dir, len, took / 1e6,
-				   removed > 0 ? removed : 0);
+			if (meta.checkpoint)
+				OSKR_DEBUG("snapshot %" PRIu64 " (checkpoint at "
+					   "op %" PRIu64 ") written to %s (%zu "
+					   "bytes, %.1f ms, %d older removed)",
+					   meta.applied, meta.checkpoint_op,
+					   w->dir, len, took / 1e6,
+					   removed > 0 ? removed : 0);
+			else
+				OSKR_DEBUG("snapshot %" PRIu64 " written to %s "
+					   "(%zu bytes, %.1f ms, %d older "
+					   "removed)",
+					   meta.applied, w->dir, len,
+					   took / 1e6,
+					   removed > 0 ? removed : 0);
 		}
 
 		pthread_mutex_lock(&w->lock);
@@ -758,6 +846,10 @@ static void *writer_main(void *arg)
 			w->stats.last_bytes = len;
 			w->stats.last_duration_ns = took;
 			w->stats.last_unix_ms = meta.created_unix_ms;
+			w->stats.last_checkpoint = meta.checkpoint;
+			w->stats.last_checkpoint_op = meta.checkpoint_op;
+			if (meta.checkpoint)
+				w->stats.checkpoints_written++;
 		} else {
 			w->stats.failed++;
 			/* log the 1st, 2nd, 4th, 8th… failure in a row: a
@@ -787,7 +879,7 @@ int oskr__snapshot_writer_create(struct oskr_snapshot_writer **out,
 		free(w);
 		return -ENOMEM;
 	}
-	w->keep = keep ? keep : OSKR_SNAPSHOT_KEEP_DEFAULT;
+	w->keep = keep ? keep : 1;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->wake, NULL);
 	pthread_cond_init(&w->idle, NULL);

@@ -6,21 +6,37 @@
  * A snapshot file is `snapshot-<applied>.bin`, <applied> zero-padded to 20
  * digits so that names sort like numbers. <applied> counts the operations
  * applied to the application over its whole durable history (ops executed,
- * reads included, plus restores by state transfer), so it only grows
- * across restarts and the largest valid number is the newest state.
+ * reads included, plus restores by state transfer) at the moment the file
+ * was handed to the writer, so it only grows across restarts and the
+ * largest valid number is the newest file. (A checkpoint's application
+ * blob may have been taken some ops before that moment: its number is an
+ * upper bound of the ops it contains; see daemon/replica.c.)
  *
- * File layout (little-endian), a 128-byte header then the payload (the
- * application's own snapshot blob):
+ * File layout, format version 2 (little-endian): a 160-byte header, then
+ * the payload = the application's own snapshot blob followed by the
+ * protocol state of a checkpoint (host->checkpoint_stable, ABI 1.1):
  *
  *     0  magic "OSKRSNAP"
- *     8  u32 format version (1)
- *    12  u32 header size (128)
+ *     8  u32 format version (2)
+ *    12  u32 header size (160)
  *    16  u64 applied
- *    24  u64 payload length
+ *    24  u64 payload length (application blob + protocol state)
  *    32  u64 wall-clock time of the snapshot, ms since the epoch
  *    40  char app[32]          NUL-padded application name
  *    72  char protocol[24]     NUL-padded protocol plugin name
- *    96  u8 sha256[32]         over bytes [0, 96) and the payload
+ *    96  u64 checkpoint op number (0 unless flag CHECKPOINT)
+ *   104  u64 protocol state length, <= payload length (0 unless CHECKPOINT)
+ *   112  u32 flags: bit 0 CHECKPOINT = written by checkpoint_stable (the
+ *        protocol may resume from it); other bits must be 0
+ *   116  u8 reserved[12], zero
+ *   128  u8 sha256[32]         over bytes [0, 128) and the payload
+ *
+ * The protocol state comes last so that the host appends it to the blob
+ * app_snapshot returned (realloc) instead of copying the application
+ * state. Format version 1 (oskrd before ABI 1.1) is still read: a 128-byte
+ * header without the fields at 96..128, the sha256 at offset 96 over
+ * bytes [0, 96) and the payload, and the payload is the application blob
+ * alone; such a file is never a checkpoint.
  *
  * A file is written to a temporary `.snapshot-XXXXXX` in the same
  * directory, fsync'ed, renamed into place and the directory fsync'ed: a
@@ -37,19 +53,30 @@
 #include <stdint.h>
 
 #define OSKR_SNAPSHOT_MAGIC "OSKRSNAP"
-#define OSKR_SNAPSHOT_FORMAT_VERSION 1
-#define OSKR_SNAPSHOT_HEADER_SIZE 128
+/** The version written; OSKR_SNAPSHOT_FORMAT_V1 is still read. */
+#define OSKR_SNAPSHOT_FORMAT_VERSION 2
+#define OSKR_SNAPSHOT_FORMAT_V1 1
+/** Header size of the version written (2). */
+#define OSKR_SNAPSHOT_HEADER_SIZE 160
+#define OSKR_SNAPSHOT_V1_HEADER_SIZE 128
 /** Largest payload accepted when reading (a bound, not a goal). */
 #define OSKR_SNAPSHOT_MAX_PAYLOAD (UINT64_C(1) << 38)
-/** Snapshot files kept by default (the newest and one before it). */
-#define OSKR_SNAPSHOT_KEEP_DEFAULT 2
 
 struct oskr_snapshot_meta {
 	uint64_t applied;
-	uint64_t payload_len;
+	uint64_t payload_len; /* application blob + protocol state */
 	uint64_t created_unix_ms;
 	char app[32];
 	char protocol[24];
+	/* Written by checkpoint_stable: @p checkpoint_op is the protocol's
+	 * op number the application state corresponds to, and the last
+	 * @p protocol_state_len bytes of the payload are the protocol's
+	 * state. Both 0 when !checkpoint. */
+	bool checkpoint;
+	uint64_t checkpoint_op;
+	uint64_t protocol_state_len;
+	/* Set by read: the file's format version (1 or 2). */
+	uint32_t format_version;
 };
 
 /** "DIR/snapshot-<applied 20 digits>.bin", malloc'd (NULL on ENOMEM). */
@@ -58,9 +85,13 @@ char *oskr__snapshot_path(const char *dir, uint64_t applied);
 bool oskr__snapshot_name_parse(const char *name, uint64_t *applied);
 
 /**
- * Write one snapshot atomically (temp file, fsync, rename, fsync dir).
- * meta->payload_len is set from @p len (and created_unix_ms from the clock
- * when 0). A failure before the rename leaves nothing behind, neither
+ * Write one snapshot atomically (temp file, fsync, rename, fsync dir), in
+ * format version 2. @p payload is the application blob followed by
+ * meta->protocol_state_len bytes of protocol state (0 unless
+ * meta->checkpoint). meta->payload_len is set from @p len (and
+ * created_unix_ms from the clock when 0). A file of the same name is
+ * replaced. -EINVAL when protocol_state_len > len, or when it or
+ * checkpoint_op is nonzero without meta->checkpoint. A failure before the rename leaves nothing behind, neither
  * under the final name nor as a temporary file; a failure to fsync the
  * directory after it is reported, the (valid) file stays.
  * @return 0, or negative errno with *err naming the file and the step.
@@ -69,8 +100,9 @@ int oskr__snapshot_write(const char *dir, struct oskr_snapshot_meta *meta,
 			 const void *payload, size_t len, char **err);
 
 /**
- * Read and check one snapshot file. On success *payload is malloc'd
- * (free()), *len its size.
+ * Read and check one snapshot file (format version 1 or 2). On success
+ * *payload is malloc'd (free()), *len its size (application blob, then
+ * meta->protocol_state_len bytes of protocol state).
  * @return 0, -EINVAL with *why (the reason, without the path) for a file
  *         that is not a valid snapshot, or another negative errno (e.g.
  *         -ENOENT, -EIO) with *why.
@@ -145,8 +177,13 @@ struct oskr_snapshot_writer_stats {
 	uint64_t last_bytes; /* its payload */
 	uint64_t last_duration_ns; /* write + fsync + rename */
 	uint64_t last_unix_ms; /* when it was written */
+	bool last_checkpoint; /* the newest file written is a checkpoint */
+	uint64_t last_checkpoint_op; /* its op number */
+	uint64_t checkpoints_written; /* of `written` */
 };
 
+/** A writer into @p dir that keeps the @p keep newest files (config
+ *  snapshot.keep; 0 counts as 1). */
 int oskr__snapshot_writer_create(struct oskr_snapshot_writer **out,
 				 const char *dir, unsigned keep);
 /** Queue @p payload (malloc'd; the writer frees it) for writing. Any

@@ -8,14 +8,14 @@
  *    in a new minor is the only allowed change: add a PIN for it and
  *    update the struct's PIN_SIZE; never edit an existing PIN.
  * 2. A plugin compiled against the frozen 1.0 header (test/abi/
- *    plugin-1.0.h) loads into the current host and runs on the sim, and
- *    the layout it was compiled with matches the current headers member
- *    by member (the "older minor" compatibility test).
+ *    plugin-1.0.h) loads into the current (1.1) host and runs on the sim,
+ *    and the layout it was compiled with matches the current headers
+ *    member by member (the "older minor" compatibility test).
  * 3. A plugin compiled against a simulated newer minor (test/abi/
- *    plugin-1.1-draft.h) that declares 1.0 loads, and tests for the newer
- *    host service at run time with OSKR_HOST_HAS: absent on this host,
- *    used when a host table does have it. The same plugin declaring 1.1
- *    is refused.
+ *    plugin-1.2-draft.h) that declares 1.1 loads, sees the 1.1 members
+ *    where this host has them, and tests for the newer host service at
+ *    run time with OSKR_HOST_HAS: absent on this host, used when a host
+ *    table does have it. The same plugin declaring 1.2 is refused.
  *
  * The pins are for LP64 (x86_64, aarch64), the data model oskr ships for.
  */
@@ -79,7 +79,7 @@ PIN(oskr_instance_info, replica_id, 12, 4);
 PIN(oskr_instance_info, client_id, 16, 8);
 PIN(oskr_instance_info, max_message, 24, 4);
 PIN(oskr_instance_info, worker_count, 28, 4);
-PIN_SIZE(oskr_host, 240);
+PIN_SIZE(oskr_host, 256);
 PIN(oskr_host, size, 0, 4);
 PIN(oskr_host, abi_major, 4, 2);
 PIN(oskr_host, abi_minor, 6, 2);
@@ -112,6 +112,9 @@ PIN(oskr_host, conf_check_keys, 208, 8);
 PIN(oskr_host, log, 216, 8);
 PIN(oskr_host, count, 224, 8);
 PIN(oskr_host, set_status, 232, 8);
+/* appended in 1.1 */
+PIN(oskr_host, checkpoint_stable, 240, 8);
+PIN(oskr_host, checkpoint_resume, 248, 8);
 PIN_SIZE(oskr_plugin, 112);
 PIN(oskr_plugin, abi_major, 0, 2);
 PIN(oskr_plugin, abi_minor, 2, 2);
@@ -199,6 +202,19 @@ START_TEST(layout_is_pinned)
 	OSKR_ABI_1_0_MEMBERS(COUNT)
 #undef COUNT
 	ck_assert_uint_eq(members, 1 + 3 + 1 + 3 + 7 + 32 + 16);
+	size_t members_1_1 = 0;
+#define COUNT(s, m) members_1_1++;
+	OSKR_ABI_1_1_MEMBERS(COUNT)
+#undef COUNT
+	ck_assert_uint_eq(members_1_1, 2);
+	/* 1.1 appended exactly those two to the host table */
+	ck_assert_uint_eq(offsetof(struct oskr_host, checkpoint_stable),
+			  offsetof(struct oskr_host, set_status) +
+				  sizeof(void *));
+	ck_assert_uint_eq(sizeof(struct oskr_host),
+			  offsetof(struct oskr_host, checkpoint_resume) +
+				  sizeof(void *));
+	ck_assert_uint_eq(OSKR_ABI_MINOR, 1);
 }
 END_TEST
 
@@ -212,6 +228,19 @@ static void fake_set_status(struct oskr_ctx *ctx, uint64_t view,
 
 static void fake_count(struct oskr_ctx *ctx, const char *name, uint64_t delta)
 {
+}
+
+static int fake_checkpoint_stable(struct oskr_ctx *ctx, uint64_t op,
+				  const void *app, size_t app_len,
+				  const void *state, size_t state_len)
+{
+	return 0;
+}
+
+static int fake_checkpoint_resume(struct oskr_ctx *ctx, uint64_t *op,
+				  const void **state, size_t *state_len)
+{
+	return -ENOENT;
 }
 
 START_TEST(host_has_checks_size_and_null)
@@ -231,6 +260,17 @@ START_TEST(host_has_checks_size_and_null)
 	ck_assert(OSKR_HOST_HAS(&host, count));
 	host.size = offsetof(struct oskr_host, set_status) + 4;
 	ck_assert(!OSKR_HOST_HAS(&host, set_status)); /* partly covered */
+	/* A 1.0 host's table ends after set_status: a plugin built for 1.1
+	 * sees no checkpoint services there, whatever follows in memory. */
+	host.size = offsetof(struct oskr_host, set_status) + sizeof(void *);
+	host.checkpoint_stable = fake_checkpoint_stable;
+	host.checkpoint_resume = fake_checkpoint_resume;
+	ck_assert(OSKR_HOST_HAS(&host, set_status));
+	ck_assert(!OSKR_HOST_HAS(&host, checkpoint_stable));
+	ck_assert(!OSKR_HOST_HAS(&host, checkpoint_resume));
+	host.size = sizeof(host);
+	ck_assert(OSKR_HOST_HAS(&host, checkpoint_stable));
+	ck_assert(OSKR_HOST_HAS(&host, checkpoint_resume));
 }
 END_TEST
 
@@ -283,7 +323,8 @@ START_TEST(older_minor_plugin_runs)
 	load("echo_1_0", &loaded);
 	struct oskr_sim *sim = run_plugin(loaded.descriptor, 40);
 	/* It reached the host's services through its 1.0 view of the
-	 * table, OSKR_HOST_HAS included. */
+	 * table, OSKR_HOST_HAS included; a 1.0 plugin never declares a
+	 * checkpoint, so the host keeps its own snapshots for it. */
 	for (int32_t r = 0; r < 3; r++)
 		ck_assert_uint_eq(oskr_sim_counter(sim, r, "has_set_status"), 1);
 	ck_assert_uint_eq(oskr_sim_counter(sim, OSKR_SIM_CLIENT(0),
@@ -296,12 +337,34 @@ END_TEST
 
 /* ---- 3. a plugin built against a newer minor ---- */
 
-START_TEST(newer_sdk_plugin_declaring_1_0_runs_without_the_service)
+START_TEST(newer_sdk_plugin_sees_1_1_members_in_place)
 {
 	struct oskr_loaded_plugin loaded;
-	load("echo_1_1_compat", &loaded);
+	load("echo_1_2_compat", &loaded);
+	const uint32_t *members =
+		dlsym(loaded.handle, "oskr_abi_test_members_1_1");
+	ck_assert_ptr_nonnull(members);
+	size_t i = 0;
+#define CHECK_MEMBER(s, m)                                                 \
+	ck_assert_msg(members[i] == offsetof(struct s, m) &&               \
+			      members[i + 1] == sizeof(((struct s *)0)->m), \
+		      "struct " #s "." #m ": the 1.2 draft has offset %u "  \
+		      "size %u, this host %zu %zu",                        \
+		      members[i], members[i + 1], offsetof(struct s, m),   \
+		      sizeof(((struct s *)0)->m));                         \
+	i += 2;
+	OSKR_ABI_1_1_MEMBERS(CHECK_MEMBER)
+#undef CHECK_MEMBER
+	oskr__plugin_unload(&loaded);
+}
+END_TEST
+
+START_TEST(newer_sdk_plugin_declaring_1_1_runs_without_the_service)
+{
+	struct oskr_loaded_plugin loaded;
+	load("echo_1_2_compat", &loaded);
 	const struct oskr_plugin *d = loaded.descriptor;
-	ck_assert_uint_eq(d->abi_minor, 0);
+	ck_assert_uint_eq(d->abi_minor, 1);
 	/* Its descriptor is larger than this host's: accepted, the extra
 	 * member is never looked at. */
 	ck_assert_uint_gt(d->size, sizeof(struct oskr_plugin));
@@ -313,6 +376,10 @@ START_TEST(newer_sdk_plugin_declaring_1_0_runs_without_the_service)
 		ck_assert_uint_eq(oskr_sim_counter(sim, r,
 						   "future_service_used"),
 				  0);
+		/* the 1.1 service is there and answers */
+		ck_assert_uint_eq(oskr_sim_counter(sim, r,
+						   "checkpoint_resume_enoent"),
+				  1);
 	}
 	ck_assert_uint_eq(oskr_sim_counter(sim, OSKR_SIM_CLIENT(1),
 					   "future_service_absent"),
@@ -322,8 +389,8 @@ START_TEST(newer_sdk_plugin_declaring_1_0_runs_without_the_service)
 }
 END_TEST
 
-/* A 1.1 host table: the 1.0 table followed by the appended service. */
-struct host_1_1 {
+/* A 1.2 host table: the 1.1 table followed by the appended service. */
+struct host_1_2 {
 	struct oskr_host base;
 	int (*future_service)(struct oskr_ctx *ctx, uint64_t value);
 };
@@ -339,15 +406,16 @@ static int fake_future_service(struct oskr_ctx *ctx, uint64_t value)
 START_TEST(newer_sdk_plugin_uses_the_service_when_present)
 {
 	struct oskr_loaded_plugin loaded;
-	load("echo_1_1_compat", &loaded);
+	load("echo_1_2_compat", &loaded);
 	const struct oskr_plugin *d = loaded.descriptor;
-	struct host_1_1 host;
+	struct host_1_2 host;
 	memset(&host, 0, sizeof(host));
-	/* The member sits right after set_status, as the draft appends it. */
-	ck_assert_uint_eq(offsetof(struct host_1_1, future_service),
+	/* The member sits right after checkpoint_resume, as the draft
+	 * appends it. */
+	ck_assert_uint_eq(offsetof(struct host_1_2, future_service),
 			  sizeof(struct oskr_host));
 	host.base.abi_major = 1;
-	host.base.abi_minor = 1;
+	host.base.abi_minor = 2;
 	host.future_service = fake_future_service;
 
 	/* config_check gets the table itself; it calls future_service
@@ -368,13 +436,13 @@ END_TEST
 
 START_TEST(newer_minor_declared_is_refused)
 {
-	const char *path = abi_plugin_path("echo_1_1");
+	const char *path = abi_plugin_path("echo_1_2");
 	struct oskr_loaded_plugin loaded;
 	char *err = NULL;
 	ck_assert_int_lt(oskr__plugin_load(path, &loaded, &err), 0);
 	ck_assert_ptr_nonnull(err);
-	ck_assert_msg(strstr(err, path) && strstr(err, "1.1") &&
-			      strstr(err, "1.0"),
+	ck_assert_msg(strstr(err, path) && strstr(err, "1.2") &&
+			      strstr(err, "1.1"),
 		      "message should name the file and both versions: %s",
 		      err);
 	free(err);
@@ -391,8 +459,9 @@ int main(void)
 	TCase *compat = tcase_create("compatibility");
 	tcase_add_test(compat, older_minor_layout_matches);
 	tcase_add_test(compat, older_minor_plugin_runs);
+	tcase_add_test(compat, newer_sdk_plugin_sees_1_1_members_in_place);
 	tcase_add_test(compat,
-		       newer_sdk_plugin_declaring_1_0_runs_without_the_service);
+		       newer_sdk_plugin_declaring_1_1_runs_without_the_service);
 	tcase_add_test(compat, newer_sdk_plugin_uses_the_service_when_present);
 	tcase_add_test(compat, newer_minor_declared_is_refused);
 	suite_add_tcase(s, compat);

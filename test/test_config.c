@@ -216,7 +216,40 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(config->max_timers, 65536);
 	ck_assert_ptr_null(config->control_socket);
 	ck_assert_ptr_null(config->state_dir);
+	ck_assert_uint_eq(config->snapshot.interval_ms, 1000);
+	ck_assert_uint_eq(config->snapshot.keep, 2);
 	ck_assert_int_eq(config->log_level, OSKR_LOG_INFO);
+	oskr__config_free(config);
+}
+END_TEST
+
+START_TEST(test_snapshot_settings)
+{
+	struct oskr_config *config = load_text(
+		"inline.yaml", CLUSTER_HEAD "state_dir: /var/lib/oskr\n"
+					    "snapshot:\n"
+					    "  interval: 2.5s\n"
+					    "  keep: 5\n");
+	ck_assert_uint_eq(config->snapshot.interval_ms, 2500);
+	ck_assert_uint_eq(config->snapshot.keep, 5);
+	oskr__config_free(config);
+
+	/* 0 = only at checkpoints and stop; an absent key keeps its
+	 * default; an empty mapping or value is all defaults */
+	config = load_text("inline.yaml",
+			   CLUSTER_HEAD "snapshot: {interval: 0}\n");
+	ck_assert_uint_eq(config->snapshot.interval_ms, 0);
+	ck_assert_uint_eq(config->snapshot.keep, 2);
+	oskr__config_free(config);
+	config = load_text("inline.yaml", CLUSTER_HEAD "snapshot: {keep: 1}\n");
+	ck_assert_uint_eq(config->snapshot.interval_ms, 1000);
+	ck_assert_uint_eq(config->snapshot.keep, 1);
+	oskr__config_free(config);
+	config = load_text("inline.yaml", CLUSTER_HEAD "snapshot: {}\n");
+	ck_assert_uint_eq(config->snapshot.interval_ms, 1000);
+	oskr__config_free(config);
+	config = load_text("inline.yaml", CLUSTER_HEAD "snapshot:\n");
+	ck_assert_uint_eq(config->snapshot.keep, 2);
 	oskr__config_free(config);
 }
 END_TEST
@@ -435,7 +468,7 @@ static const struct text_case text_cases[] = {
 	  "control_socket: expected a string, got a sequence" },
 	/* unknown keys */
 	{ CLUSTER_HEAD "worker: 2\n", "inline.yaml:6:1: ",
-	  "unknown key 'worker' at top level (expected one of cluster, replica, protocol, app, transport, workers, cores, ring_size, max_timers, control_socket, state_dir, log_level)" },
+	  "unknown key 'worker' at top level (expected one of cluster, replica, protocol, app, transport, workers, cores, ring_size, max_timers, control_socket, state_dir, snapshot, log_level)" },
 	{ "cluster:\n  f: 0\n  replicas:\n    - address: 127.0.0.1:7001\n"
 	  "      public_key: k\n      pubkey: k\n",
 	  "inline.yaml:6:7: ",
@@ -482,6 +515,20 @@ static const struct text_case text_cases[] = {
 	  "unknown key 'nap' in transport.idle (expected one of spin, yield, sleep_us)" },
 	{ CLUSTER_HEAD "transport: {kind: udp, batch: 0}\n", "inline.yaml:6:31: ",
 	  "transport.batch: expected an integer in [1, 1024], got '0'" },
+	/* snapshot */
+	{ CLUSTER_HEAD "snapshot: 5s\n", "inline.yaml:6:11: ",
+	  "snapshot: expected a mapping (interval, keep), got '5s'" },
+	{ CLUSTER_HEAD "snapshot: {interval: 1s, every: 3}\n",
+	  "inline.yaml:6:26: ",
+	  "unknown key 'every' in snapshot (expected one of interval, keep)" },
+	{ CLUSTER_HEAD "snapshot:\n  interval: soon\n", "inline.yaml:7:13: ",
+	  "snapshot.interval: expected a duration in [0ms, 86400000ms] (like 250ms or 1.5s), got 'soon'" },
+	{ CLUSTER_HEAD "snapshot:\n  interval: 2d\n", "inline.yaml:7:13: ",
+	  "snapshot.interval: expected a duration in [0ms, 86400000ms]" },
+	{ CLUSTER_HEAD "snapshot: {keep: 0}\n", "inline.yaml:6:18: ",
+	  "snapshot.keep: expected an integer in [1, 1000], got '0'" },
+	{ CLUSTER_HEAD "snapshot: {keep: [2]}\n", "inline.yaml:6:18: ",
+	  "snapshot.keep: expected an integer in [1, 1000], got a sequence" },
 	/* YAML features refused */
 	{ CLUSTER_HEAD "workers: *w\n", "inline.yaml:6:10: ",
 	  "YAML aliases (*w) are not supported" },
@@ -1039,6 +1086,7 @@ static Suite *config_suite(void)
 	tcase_add_test(valid, test_defaults);
 	tcase_add_test(valid, test_example_configs_load);
 	tcase_add_test(valid, test_inline_variants_accepted);
+	tcase_add_test(valid, test_snapshot_settings);
 	suite_add_tcase(suite, valid);
 
 	TCase *errors = tcase_create("errors");

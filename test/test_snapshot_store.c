@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Durable snapshots: round trip, every truncation and every flipped bit
- * refused, newest-valid selection, pruning, the state directory lock, the
- * background writer, and an interrupted write leaving no file behind. */
+/* Durable snapshots: round trip (format 2, with and without a checkpoint's
+ * protocol state), format 1 files still read, every truncation and every
+ * flipped bit refused in each kind of file, newest-valid selection,
+ * pruning, the state directory lock, the background writer, and an
+ * interrupted write leaving no file behind. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -16,6 +18,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "daemon/snapshot_store.h"
 
@@ -125,6 +129,103 @@ static void expect_refused(const char *path, const char *reason,
 	free(why);
 }
 
+static void put_le(uint8_t *p, uint64_t v, int bytes)
+{
+	for (int i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void sha256_parts(const void *a, size_t a_len, const void *b,
+			 size_t b_len, uint8_t out[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	ck_assert_ptr_nonnull(md);
+	ck_assert(EVP_DigestInit_ex(md, EVP_sha256(), NULL) &&
+		  EVP_DigestUpdate(md, a, a_len) &&
+		  (b_len == 0 || EVP_DigestUpdate(md, b, b_len)) &&
+		  EVP_DigestFinal_ex(md, out, NULL));
+	EVP_MD_CTX_free(md);
+}
+
+/* A format-1 file as oskrd before ABI 1.1 wrote it, built here from the
+ * documented layout (not by the code under test): 128-byte header, the
+ * sha256 at 96 over [0, 96) and the payload. */
+static char *write_v1(uint64_t applied, const void *payload, size_t len)
+{
+	uint8_t header[OSKR_SNAPSHOT_V1_HEADER_SIZE] = {0};
+	memcpy(header, "OSKRSNAP", 8);
+	put_le(header + 8, 1, 4);
+	put_le(header + 12, OSKR_SNAPSHOT_V1_HEADER_SIZE, 4);
+	put_le(header + 16, applied, 8);
+	put_le(header + 24, len, 8);
+	put_le(header + 32, 1700000000000ull, 8);
+	strcpy((char *)header + 40, "kv");
+	strcpy((char *)header + 72, "pbft");
+	sha256_parts(header, 96, payload, len, header + 96);
+	char *path = oskr__snapshot_path(dir, applied);
+	ck_assert_ptr_nonnull(path);
+	uint8_t *file = malloc(sizeof(header) + len + 1);
+	ck_assert_ptr_nonnull(file);
+	memcpy(file, header, sizeof(header));
+	if (len)
+		memcpy(file + sizeof(header), payload, len);
+	write_file(path, file, sizeof(header) + len);
+	free(file);
+	return path;
+}
+
+/* A checkpoint: app blob then protocol state. */
+static char *write_checkpoint(uint64_t applied, uint64_t op,
+			      const void *app, size_t app_len,
+			      const void *state, size_t state_len)
+{
+	struct oskr_snapshot_meta meta = meta_for(applied);
+	meta.checkpoint = true;
+	meta.checkpoint_op = op;
+	meta.protocol_state_len = state_len;
+	uint8_t *payload = malloc(app_len + state_len + 1);
+	ck_assert_ptr_nonnull(payload);
+	if (app_len)
+		memcpy(payload, app, app_len);
+	if (state_len)
+		memcpy(payload + app_len, state, state_len);
+	char *err = NULL;
+	int rc = oskr__snapshot_write(dir, &meta, payload, app_len + state_len,
+				      &err);
+	ck_assert_msg(rc == 0, "write: %s", err ? err : "?");
+	free(payload);
+	return oskr__snapshot_path(dir, applied);
+}
+
+struct load_log {
+	unsigned reports;
+	char reported[4][256];
+	uint64_t reject_applied; /* accept() refuses this one */
+	unsigned accepted_calls;
+};
+
+static void record_report(void *arg, const char *path, const char *why)
+{
+	struct load_log *log = arg;
+	if (log->reports < 4)
+		snprintf(log->reported[log->reports], 256, "%s: %s", path,
+			 why);
+	log->reports++;
+}
+
+static int accept_unless(void *arg, const char *path,
+			 const struct oskr_snapshot_meta *meta,
+			 const void *payload, size_t len, char **why)
+{
+	struct load_log *log = arg;
+	log->accepted_calls++;
+	if (meta->applied == log->reject_applied) {
+		*why = strdup("the application refused it");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 START_TEST(test_round_trip)
 {
 	uint8_t payload[1000];
@@ -150,6 +251,10 @@ START_TEST(test_round_trip)
 	ck_assert_str_eq(meta.app, "kv");
 	ck_assert_str_eq(meta.protocol, "pbft");
 	ck_assert_uint_gt(meta.created_unix_ms, 0);
+	ck_assert_uint_eq(meta.format_version, 2);
+	ck_assert(!meta.checkpoint);
+	ck_assert_uint_eq(meta.checkpoint_op, 0);
+	ck_assert_uint_eq(meta.protocol_state_len, 0);
 	free(back);
 
 	/* an empty payload (the null app) round-trips too */
@@ -164,11 +269,163 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+START_TEST(test_checkpoint_round_trip)
+{
+	uint8_t app[500], state[40];
+	fill(app, sizeof(app), 1);
+	fill(state, sizeof(state), 2);
+	char *path = write_checkpoint(300, 12345, app, sizeof(app), state,
+				      sizeof(state));
+	struct stat st;
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq((size_t)st.st_size, OSKR_SNAPSHOT_HEADER_SIZE +
+						      sizeof(app) +
+						      sizeof(state));
+	struct oskr_snapshot_meta meta;
+	void *back = NULL;
+	size_t len = 0;
+	char *why = NULL;
+	ck_assert_int_eq(oskr__snapshot_read(path, &meta, &back, &len, &why), 0);
+	ck_assert_uint_eq(meta.format_version, 2);
+	ck_assert(meta.checkpoint);
+	ck_assert_uint_eq(meta.checkpoint_op, 12345);
+	ck_assert_uint_eq(meta.applied, 300);
+	ck_assert_uint_eq(meta.protocol_state_len, sizeof(state));
+	ck_assert_uint_eq(meta.payload_len, sizeof(app) + sizeof(state));
+	ck_assert_uint_eq(len, sizeof(app) + sizeof(state));
+	ck_assert_mem_eq(back, app, sizeof(app));
+	ck_assert_mem_eq((uint8_t *)back + sizeof(app), state, sizeof(state));
+	free(back);
+	free(path);
+
+	/* a checkpoint without protocol state, one at op 0, one of an
+	 * empty app: all distinct from "not a checkpoint" */
+	path = write_checkpoint(301, 0, app, 10, NULL, 0);
+	ck_assert_int_eq(oskr__snapshot_read(path, &meta, &back, &len, &why), 0);
+	ck_assert(meta.checkpoint);
+	ck_assert_uint_eq(meta.checkpoint_op, 0);
+	ck_assert_uint_eq(meta.protocol_state_len, 0);
+	ck_assert_uint_eq(len, 10);
+	free(back);
+	free(path);
+	path = write_checkpoint(302, 9, "", 0, state, 8);
+	ck_assert_int_eq(oskr__snapshot_read(path, &meta, &back, &len, &why), 0);
+	ck_assert_uint_eq(meta.protocol_state_len, 8);
+	ck_assert_uint_eq(len, 8);
+	ck_assert_mem_eq(back, state, 8);
+	free(back);
+	free(path);
+}
+END_TEST
+
+START_TEST(test_write_refuses_inconsistent_meta)
+{
+	uint8_t payload[16] = {0};
+	char *err = NULL;
+	/* protocol state longer than the payload */
+	struct oskr_snapshot_meta meta = meta_for(8);
+	meta.checkpoint = true;
+	meta.protocol_state_len = 17;
+	ck_assert_int_eq(oskr__snapshot_write(dir, &meta, payload, 16, &err),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(err);
+	free(err);
+	err = NULL;
+	/* checkpoint fields without the checkpoint flag */
+	meta = meta_for(8);
+	meta.checkpoint_op = 3;
+	ck_assert_int_eq(oskr__snapshot_write(dir, &meta, payload, 16, &err),
+			 -EINVAL);
+	free(err);
+	ck_assert_uint_eq(count_entries("snapshot-"), 0);
+	ck_assert_uint_eq(count_entries(".snapshot-"), 0);
+}
+END_TEST
+
+START_TEST(test_v1_file_still_loads)
+{
+	uint8_t payload[200];
+	fill(payload, sizeof(payload), 4);
+	char *path = write_v1(77, payload, sizeof(payload));
+	struct oskr_snapshot_meta meta;
+	void *back = NULL;
+	size_t len = 0;
+	char *why = NULL;
+	ck_assert_msg(oskr__snapshot_read(path, &meta, &back, &len, &why) == 0,
+		      "%s", why ? why : "?");
+	ck_assert_uint_eq(meta.format_version, 1);
+	ck_assert(!meta.checkpoint);
+	ck_assert_uint_eq(meta.protocol_state_len, 0);
+	ck_assert_uint_eq(meta.applied, 77);
+	ck_assert_uint_eq(meta.created_unix_ms, 1700000000000ull);
+	ck_assert_str_eq(meta.app, "kv");
+	ck_assert_str_eq(meta.protocol, "pbft");
+	ck_assert_uint_eq(len, sizeof(payload));
+	ck_assert_mem_eq(back, payload, len);
+	free(back);
+	char *empty = write_v1(78, "", 0);
+	ck_assert_int_eq(oskr__snapshot_read(empty, &meta, &back, &len, &why),
+			 0);
+	ck_assert_uint_eq(len, 0);
+	free(back);
+
+	/* an upgraded state_dir: v1 files next to v2 ones, newest wins
+	 * whatever its format */
+	struct load_log log = {.reject_applied = UINT64_MAX};
+	char *chosen = NULL, *err = NULL;
+	char *v2 = write_checkpoint(90, 5, payload, 20, payload, 4);
+	ck_assert_int_eq(oskr__snapshot_load_newest(dir, accept_unless,
+						    record_report, &log, &meta,
+						    &chosen, &err),
+			 0);
+	ck_assert_str_eq(chosen, v2);
+	ck_assert(meta.checkpoint);
+	free(chosen);
+	ck_assert_int_eq(unlink(v2), 0);
+	ck_assert_int_eq(oskr__snapshot_load_newest(dir, accept_unless,
+						    record_report, &log, &meta,
+						    &chosen, &err),
+			 0);
+	ck_assert_str_eq(chosen, empty);
+	ck_assert_uint_eq(meta.format_version, 1);
+	ck_assert_uint_eq(log.reports, 0);
+	free(chosen);
+	free(v2);
+	free(empty);
+	free(path);
+}
+END_TEST
+
+/* The kinds of file a state_dir may hold, for the damage tests. */
+enum file_kind { PLAIN_V2, CHECKPOINT_V2, FORMAT_V1, FILE_KINDS };
+
+static char *write_kind(enum file_kind kind, uint64_t applied,
+			const uint8_t *payload, size_t len)
+{
+	switch (kind) {
+	case CHECKPOINT_V2:
+		/* the last 24 bytes are protocol state */
+		return write_checkpoint(applied, 4242, payload, len - 24,
+					payload + len - 24, 24);
+	case FORMAT_V1:
+		return write_v1(applied, payload, len);
+	default:
+		return write_one(applied, payload, len);
+	}
+}
+
+static size_t header_of(enum file_kind kind)
+{
+	return kind == FORMAT_V1 ? OSKR_SNAPSHOT_V1_HEADER_SIZE
+				 : OSKR_SNAPSHOT_HEADER_SIZE;
+}
+
 START_TEST(test_truncated_at_every_length)
 {
+	enum file_kind kind = (enum file_kind)_i;
 	uint8_t payload[300];
 	fill(payload, sizeof(payload), 5);
-	char *path = write_one(42, payload, sizeof(payload));
+	char *path = write_kind(kind, 42, payload, sizeof(payload));
 	uint8_t *file;
 	size_t file_len;
 	read_file(path, &file, &file_len);
@@ -204,9 +461,10 @@ END_TEST
 
 START_TEST(test_every_flipped_bit_refused)
 {
+	enum file_kind kind = (enum file_kind)_i;
 	uint8_t payload[64];
 	fill(payload, sizeof(payload), 9);
-	char *path = write_one(99, payload, sizeof(payload));
+	char *path = write_kind(kind, 99, payload, sizeof(payload));
 	uint8_t *file;
 	size_t file_len;
 	read_file(path, &file, &file_len);
@@ -232,43 +490,74 @@ START_TEST(test_every_flipped_bit_refused)
 	write_file(bad, file, file_len);
 	expect_refused(bad, "format version", "version");
 	file[8] ^= 2;
-	file[OSKR_SNAPSHOT_HEADER_SIZE + 10] ^= 4;
+	file[header_of(kind) + 10] ^= 4;
 	write_file(bad, file, file_len);
 	expect_refused(bad, "checksum mismatch", "payload");
+	file[header_of(kind) + 10] ^= 4;
+	if (kind == CHECKPOINT_V2) {
+		/* in the protocol state at the end too */
+		file[file_len - 1] ^= 1;
+		write_file(bad, file, file_len);
+		expect_refused(bad, "checksum mismatch", "protocol state");
+		file[file_len - 1] ^= 1;
+	}
+	/* a v2 header claiming format 1 has the wrong size for it */
+	if (kind != FORMAT_V1) {
+		file[8] = 1;
+		write_file(bad, file, file_len);
+		expect_refused(bad, "header size", "v2 as v1");
+		file[8] = 2;
+	}
 	free(file);
 	free(bad);
 	free(path);
 }
 END_TEST
 
-struct load_log {
-	unsigned reports;
-	char reported[4][256];
-	uint64_t reject_applied; /* accept() refuses this one */
-	unsigned accepted_calls;
-};
-
-static void record_report(void *arg, const char *path, const char *why)
+START_TEST(test_header_fields_checked_past_checksum)
 {
-	struct load_log *log = arg;
-	if (log->reports < 4)
-		snprintf(log->reported[log->reports], 256, "%s: %s", path,
-			 why);
-	log->reports++;
-}
-
-static int accept_unless(void *arg, const char *path,
-			 const struct oskr_snapshot_meta *meta,
-			 const void *payload, size_t len, char **why)
-{
-	struct load_log *log = arg;
-	log->accepted_calls++;
-	if (meta->applied == log->reject_applied) {
-		*why = strdup("the application refused it");
-		return -EINVAL;
+	/* Header fields a future writer might set are refused even with a
+	 * matching checksum (a file this oskrd cannot understand is not
+	 * loaded half-understood). */
+	uint8_t payload[32];
+	fill(payload, sizeof(payload), 6);
+	char *path = write_one(5, payload, sizeof(payload));
+	uint8_t *file;
+	size_t file_len;
+	read_file(path, &file, &file_len);
+	char *bad = NULL;
+	ck_assert_int_ge(asprintf(&bad, "%s/reforged.bin", dir), 0);
+	static const struct {
+		size_t at;
+		uint8_t value;
+		const char *reason;
+	} cases[] = {
+		{112, 2, "unknown flags"}, /* an unknown flag */
+		{120, 1, "reserved"}, /* a reserved byte */
+		{104, 1, "not a checkpoint"}, /* state without the flag */
+		{96, 1, "not a checkpoint"}, /* an op without the flag */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t saved = file[cases[i].at];
+		file[cases[i].at] = cases[i].value;
+		sha256_parts(file, 128, file + OSKR_SNAPSHOT_HEADER_SIZE,
+			     file_len - OSKR_SNAPSHOT_HEADER_SIZE, file + 128);
+		write_file(bad, file, file_len);
+		expect_refused(bad, cases[i].reason, cases[i].reason);
+		file[cases[i].at] = saved;
 	}
-	return 0;
+	/* a protocol state longer than the payload, flag set */
+	file[112] = 1;
+	put_le(file + 104, sizeof(payload) + 1, 8);
+	sha256_parts(file, 128, file + OSKR_SNAPSHOT_HEADER_SIZE,
+		     file_len - OSKR_SNAPSHOT_HEADER_SIZE, file + 128);
+	write_file(bad, file, file_len);
+	expect_refused(bad, "protocol state of 33 bytes", "state too long");
+	free(bad);
+	free(file);
+	free(path);
 }
+END_TEST
 
 START_TEST(test_newest_valid_selected)
 {
@@ -542,6 +831,8 @@ START_TEST(test_writer)
 	ck_assert_uint_eq(stats.failed, 0);
 	ck_assert_uint_eq(stats.last_applied, SUBMITTED * 100);
 	ck_assert_uint_eq(stats.last_bytes, 256);
+	ck_assert(!stats.last_checkpoint);
+	ck_assert_uint_eq(stats.checkpoints_written, 0);
 	/* the newest is on disk and valid; at most `keep` files remain */
 	char *newest = oskr__snapshot_path(dir, SUBMITTED * 100);
 	struct oskr_snapshot_meta meta;
@@ -557,6 +848,30 @@ START_TEST(test_writer)
 	free(payload);
 	free(newest);
 	ck_assert_uint_le(count_entries("snapshot-"), 2);
+
+	/* a checkpoint goes through the writer with its fields */
+	uint8_t *cp = malloc(48);
+	ck_assert_ptr_nonnull(cp);
+	fill(cp, 48, 3);
+	struct oskr_snapshot_meta cp_meta = meta_for(SUBMITTED * 100 + 1);
+	cp_meta.checkpoint = true;
+	cp_meta.checkpoint_op = 640;
+	cp_meta.protocol_state_len = 16;
+	oskr__snapshot_writer_submit(writer, &cp_meta, cp, 48);
+	ck_assert_int_eq(oskr__snapshot_writer_flush(writer), 0);
+	oskr__snapshot_writer_stats(writer, &stats);
+	ck_assert(stats.last_checkpoint);
+	ck_assert_uint_eq(stats.last_checkpoint_op, 640);
+	ck_assert_uint_eq(stats.checkpoints_written, 1);
+	newest = oskr__snapshot_path(dir, SUBMITTED * 100 + 1);
+	ck_assert_int_eq(oskr__snapshot_read(newest, &meta, &payload, &len,
+					     &why),
+			 0);
+	ck_assert(meta.checkpoint);
+	ck_assert_uint_eq(meta.checkpoint_op, 640);
+	ck_assert_uint_eq(meta.protocol_state_len, 16);
+	free(payload);
+	free(newest);
 
 	/* free() writes what is still pending */
 	uint8_t *last = malloc(16);
@@ -578,8 +893,12 @@ static Suite *snapshot_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_round_trip);
-	tcase_add_test(tc, test_truncated_at_every_length);
-	tcase_add_test(tc, test_every_flipped_bit_refused);
+	tcase_add_test(tc, test_checkpoint_round_trip);
+	tcase_add_test(tc, test_write_refuses_inconsistent_meta);
+	tcase_add_test(tc, test_v1_file_still_loads);
+	tcase_add_loop_test(tc, test_truncated_at_every_length, 0, FILE_KINDS);
+	tcase_add_loop_test(tc, test_every_flipped_bit_refused, 0, FILE_KINDS);
+	tcase_add_test(tc, test_header_fields_checked_past_checksum);
 	tcase_add_test(tc, test_newest_valid_selected);
 	tcase_add_test(tc, test_unreadable_directory);
 	tcase_add_test(tc, test_prune_keeps_newest);

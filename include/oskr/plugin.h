@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /**
  * @file oskr/plugin.h
- * @brief The oskr plugin SDK, ABI 1.0: the only header a protocol plugin
+ * @brief The oskr plugin SDK, ABI 1.1: the only header a protocol plugin
  *        needs.
  *
  * A protocol plugin is a shared object that exports one constant descriptor,
@@ -42,6 +42,13 @@
  * descriptor whose `size` is smaller than the 1.0 layout. A plugin built
  * against a newer minor can test for a host service at run time with
  * OSKR_HOST_HAS().
+ *
+ * ### Versions
+ *  - 1.0: the first stable ABI.
+ *  - 1.1: host services checkpoint_stable and checkpoint_resume (durable
+ *    checkpoints) appended to struct oskr_host. A plugin that must still
+ *    load on 1.0 hosts declares `.abi_minor = 0` and tests for them with
+ *    OSKR_HOST_HAS() (docs/plugin-guide.md).
  */
 #ifndef OSKR_PLUGIN_H
 #define OSKR_PLUGIN_H
@@ -59,7 +66,7 @@ extern "C" {
 /** ABI major version: a host refuses a plugin with a different major. */
 #define OSKR_ABI_MAJOR 1
 /** ABI minor version: a host refuses a plugin with a newer minor. */
-#define OSKR_ABI_MINOR 0
+#define OSKR_ABI_MINOR 1
 
 /** Name of the exported descriptor symbol the loader looks up. */
 #define OSKR_PLUGIN_SYMBOL "oskr_plugin_descriptor"
@@ -340,6 +347,39 @@ struct oskr_host {
 	void (*set_status)(struct oskr_ctx *ctx, uint64_t view,
 			   int32_t leader, uint64_t committed,
 			   uint64_t executed);
+
+	/* ---- durable checkpoints (ABI 1.1: test with OSKR_HOST_HAS) ---- */
+
+	/** Declare a stable checkpoint: the state after executing op
+	 *  @p op_number is final and may be persisted (PBFT: 2f+1 matching
+	 *  CHECKPOINT messages, §4.3; HotStuff: a committed block, §4.3 of
+	 *  the HotStuff paper). The host writes, asynchronously and
+	 *  atomically, the application snapshot @p app (@p app_len bytes,
+	 *  as app_snapshot returned it at that op) together with
+	 *  @p protocol_state, an opaque blob this plugin gets back from
+	 *  checkpoint_resume after a restart. When @p app is NULL the host
+	 *  snapshots the application now, which must then hold exactly the
+	 *  state after @p op_number. Both blobs are copied before the call
+	 *  returns. A host without a state directory ignores the call (and
+	 *  returns 0). Once a plugin has declared a checkpoint, the host
+	 *  stops its own time-based snapshots for it. Stateful only.
+	 *  @return 0, -ENOMEM (nothing persisted), -ENOTSUP on a client. */
+	int (*checkpoint_stable)(struct oskr_ctx *ctx, uint64_t op_number,
+				 const void *app, size_t app_len,
+				 const void *protocol_state,
+				 size_t protocol_len);
+	/** The checkpoint this replica restarts from. When, before
+	 *  replica_init, the host restored a snapshot that this protocol
+	 *  wrote with checkpoint_stable, this sets *op_number and
+	 *  *protocol_state / *protocol_len (host-owned, valid until
+	 *  replica_init returns) and returns 0: the application already holds
+	 *  the state after *op_number. Returns -ENOENT when there is none (no
+	 *  state directory, no valid snapshot, one written by another
+	 *  protocol or at a graceful stop): start from op 0 on top of
+	 *  whatever the application holds. Call from replica_init only. */
+	int (*checkpoint_resume)(struct oskr_ctx *ctx, uint64_t *op_number,
+				 const void **protocol_state,
+				 size_t *protocol_len);
 };
 
 /** True when the host table @p host has member @p member (a member added

@@ -7,12 +7,15 @@
  *   -DABI_HEADER='"plugin-1.0.h"' -DEXPORT_LAYOUT
  *       built against the frozen 1.0 header; also exports the offsets and
  *       sizes it was compiled with (layout.h) for test_abi to compare;
- *   -DABI_HEADER='"plugin-1.1-draft.h"' -DABI_FUTURE -DDECLARE_MINOR=0
- *       built against a simulated 1.1 but declaring 1.0, so a 1.0 host
- *       loads it; it uses the 1.1-only host service only after
- *       OSKR_HOST_HAS says the host has it;
- *   -DABI_HEADER='"plugin-1.1-draft.h"' -DABI_FUTURE
- *       the same declaring 1.1: a 1.0 host must refuse it.
+ *   -DABI_HEADER='"plugin-1.2-draft.h"' -DABI_FUTURE -DDECLARE_MINOR=1
+ *       -DEXPORT_LAYOUT_1_1
+ *       built against a simulated 1.2 but declaring 1.1, so a 1.1 host
+ *       loads it; it uses the 1.2-only host service only after
+ *       OSKR_HOST_HAS says the host has it, calls the 1.1 service
+ *       checkpoint_resume (tested for too, as a plugin that also runs on
+ *       1.0 hosts would), and exports where it sees the 1.1 members;
+ *   -DABI_HEADER='"plugin-1.2-draft.h"' -DABI_FUTURE
+ *       the same declaring 1.2: a 1.1 host must refuse it.
  *
  * Protocol ("echo"): a client sends u64 request_number | op to replica 0
  * and retransmits every 50 ms; replica 0 executes the op on the
@@ -81,6 +84,20 @@ static void probe_host(struct oskr_ctx *ctx)
 		host->count(ctx, "future_service_used", 1);
 	} else {
 		host->count(ctx, "future_service_absent", 1);
+	}
+	/* A 1.1 service: a fresh instance has no checkpoint to resume. */
+	if (OSKR_HOST_HAS(host, checkpoint_resume)) {
+		uint64_t op = 0;
+		const void *blob = NULL;
+		size_t len = 0;
+		host->count(ctx,
+			    host->checkpoint_resume(ctx, &op, &blob, &len) ==
+					    -ENOENT
+				    ? "checkpoint_resume_enoent"
+				    : "checkpoint_resume_other",
+			    1);
+	} else {
+		host->count(ctx, "checkpoint_resume_absent", 1);
 	}
 #endif
 }
@@ -246,6 +263,17 @@ static void echo_future_callback(struct oskr_ctx *ctx, void *state)
 	/* A 1.0 host does not know this member and never calls it. */
 	abort();
 }
+#endif
+
+#ifdef EXPORT_LAYOUT_1_1
+/* Where this plugin, built against a newer snapshot, sees the members 1.1
+ * appended: (offset, size) each, in layout.h's order. */
+#define MEMBER_LAYOUT_1_1(s, m)                                            \
+	(uint32_t)offsetof(struct s, m), (uint32_t)sizeof(((struct s *)0)->m),
+extern OSKR_EXPORT const uint32_t oskr_abi_test_members_1_1[];
+OSKR_EXPORT const uint32_t oskr_abi_test_members_1_1[] = {
+	OSKR_ABI_1_1_MEMBERS(MEMBER_LAYOUT_1_1)
+};
 #endif
 
 #ifdef EXPORT_LAYOUT

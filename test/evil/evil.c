@@ -592,6 +592,29 @@ static void evil_set_status(struct oskr_ctx *ctx, uint64_t view,
 				     executed);
 }
 
+/* ABI 1.1 services: forwarded only when the real host has them (the
+ * wrapper's table is cut to the real one's size below). */
+static int evil_checkpoint_stable(struct oskr_ctx *ctx, uint64_t op_number,
+				  const void *app, size_t app_len,
+				  const void *protocol_state,
+				  size_t protocol_len)
+{
+	struct evil_instance *inst = instance_of(ctx);
+	return inst->real->host->checkpoint_stable(inst->real, op_number, app,
+						   app_len, protocol_state,
+						   protocol_len);
+}
+
+static int evil_checkpoint_resume(struct oskr_ctx *ctx, uint64_t *op_number,
+				  const void **protocol_state,
+				  size_t *protocol_len)
+{
+	struct evil_instance *inst = instance_of(ctx);
+	return inst->real->host->checkpoint_resume(inst->real, op_number,
+						   protocol_state,
+						   protocol_len);
+}
+
 /* ---- set-up ---- */
 
 static int parse_modes(struct evil_instance *inst, const char *list)
@@ -674,6 +697,12 @@ static void wrap_host(struct evil_instance *inst, struct oskr_ctx *real)
 	inst->host.log = evil_log;
 	inst->host.count = evil_count;
 	inst->host.set_status = evil_set_status;
+	/* Every service that takes a ctx must be wrapped: a copied pointer
+	 * would get the wrapper's ctx, which the real host cannot read. */
+	if (OSKR_HOST_HAS(h, checkpoint_stable))
+		inst->host.checkpoint_stable = evil_checkpoint_stable;
+	if (OSKR_HOST_HAS(h, checkpoint_resume))
+		inst->host.checkpoint_resume = evil_checkpoint_resume;
 	/* buf_hold, buf_release and conf_* take no ctx: copied as they are */
 	inst->ctx.host = &inst->host;
 	inst->real = real;

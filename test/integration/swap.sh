@@ -48,8 +48,8 @@ stop_all() {
 		local newest
 		newest=$(ls "$dir/swap/state-$id"/snapshot-*.bin 2>/dev/null | sort | tail -n 1)
 		[ -n "$newest" ] || fail "$label: replica $id wrote no snapshot"
-		# the payload (after the 128-byte header) is the app state
-		digests+="$(tail -c +129 "$newest" | sha256sum | cut -c1-16) "
+		# the payload (after the 160-byte header) is the app state
+		digests+="$(tail -c +161 "$newest" | sha256sum | cut -c1-16) "
 	done
 	echo "$label: stopped; state digests per replica: $digests"
 	[ "$(tr ' ' '\n' <<<"$digests" | sed '/^$/d' | sort -u | wc -l)" -eq 1 ] ||

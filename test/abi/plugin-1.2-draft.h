@@ -1,18 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A SIMULATED next minor of the SDK (ABI 1.1), for test/test_abi.c only:
- * the 1.0 header with OSKR_ABI_MINOR 1, one host service appended to
- * struct oskr_host (future_service) and one callback appended to struct
- * oskr_plugin (future_callback), as a real 1.1 would add them.
+ * A SIMULATED next minor of the SDK (ABI 1.2), for test/test_abi.c only:
+ * the real 1.1 header with OSKR_ABI_MINOR 2, one host service appended to
+ * struct oskr_host after checkpoint_resume (future_service) and one
+ * callback appended to struct oskr_plugin (future_callback), as a real
+ * 1.2 would add them.
  *
- * A plugin built against it that wants to run on 1.0 hosts declares
- * `.abi_minor = 0` (the oldest minor whose services it needs
+ * A plugin built against it that wants to run on 1.1 hosts declares
+ * `.abi_minor = 1` (the oldest minor whose services it needs
  * unconditionally) and calls future_service only after
  * OSKR_HOST_HAS(host, future_service). test/abi/echo.c does exactly that.
+ * Regenerate it from include/oskr/plugin.h when a real minor is added.
  */
 /**
  * @file oskr/plugin.h
- * @brief The oskr plugin SDK, ABI 1.0: the only header a protocol plugin
+ * @brief The oskr plugin SDK, ABI 1.1: the only header a protocol plugin
  *        needs.
  *
  * A protocol plugin is a shared object that exports one constant descriptor,
@@ -53,9 +55,16 @@
  * descriptor whose `size` is smaller than the 1.0 layout. A plugin built
  * against a newer minor can test for a host service at run time with
  * OSKR_HOST_HAS().
+ *
+ * ### Versions
+ *  - 1.0: the first stable ABI.
+ *  - 1.1: host services checkpoint_stable and checkpoint_resume (durable
+ *    checkpoints) appended to struct oskr_host. A plugin that must still
+ *    load on 1.0 hosts declares `.abi_minor = 0` and tests for them with
+ *    OSKR_HOST_HAS() (docs/plugin-guide.md).
  */
-#ifndef OSKR_PLUGIN_1_1_DRAFT_H
-#define OSKR_PLUGIN_1_1_DRAFT_H
+#ifndef OSKR_PLUGIN_1_2_DRAFT_H
+#define OSKR_PLUGIN_1_2_DRAFT_H
 
 #include <errno.h>
 #include <stdarg.h>
@@ -70,7 +79,7 @@ extern "C" {
 /** ABI major version: a host refuses a plugin with a different major. */
 #define OSKR_ABI_MAJOR 1
 /** ABI minor version: a host refuses a plugin with a newer minor. */
-#define OSKR_ABI_MINOR 1
+#define OSKR_ABI_MINOR 2
 
 /** Name of the exported descriptor symbol the loader looks up. */
 #define OSKR_PLUGIN_SYMBOL "oskr_plugin_descriptor"
@@ -352,7 +361,40 @@ struct oskr_host {
 			   int32_t leader, uint64_t committed,
 			   uint64_t executed);
 
-	/* ---- added in the simulated 1.1 ---- */
+	/* ---- durable checkpoints (ABI 1.1: test with OSKR_HOST_HAS) ---- */
+
+	/** Declare a stable checkpoint: the state after executing op
+	 *  @p op_number is final and may be persisted (PBFT: 2f+1 matching
+	 *  CHECKPOINT messages, §4.3; HotStuff: a committed block, §4.3 of
+	 *  the HotStuff paper). The host writes, asynchronously and
+	 *  atomically, the application snapshot @p app (@p app_len bytes,
+	 *  as app_snapshot returned it at that op) together with
+	 *  @p protocol_state, an opaque blob this plugin gets back from
+	 *  checkpoint_resume after a restart. When @p app is NULL the host
+	 *  snapshots the application now, which must then hold exactly the
+	 *  state after @p op_number. Both blobs are copied before the call
+	 *  returns. A host without a state directory ignores the call (and
+	 *  returns 0). Once a plugin has declared a checkpoint, the host
+	 *  stops its own time-based snapshots for it. Stateful only.
+	 *  @return 0, -ENOMEM (nothing persisted), -ENOTSUP on a client. */
+	int (*checkpoint_stable)(struct oskr_ctx *ctx, uint64_t op_number,
+				 const void *app, size_t app_len,
+				 const void *protocol_state,
+				 size_t protocol_len);
+	/** The checkpoint this replica restarts from. When, before
+	 *  replica_init, the host restored a snapshot that this protocol
+	 *  wrote with checkpoint_stable, this sets *op_number and
+	 *  *protocol_state / *protocol_len (host-owned, valid until
+	 *  replica_init returns) and returns 0: the application already holds
+	 *  the state after *op_number. Returns -ENOENT when there is none (no
+	 *  state directory, no valid snapshot, one written by another
+	 *  protocol or at a graceful stop): start from op 0 on top of
+	 *  whatever the application holds. Call from replica_init only. */
+	int (*checkpoint_resume)(struct oskr_ctx *ctx, uint64_t *op_number,
+				 const void **protocol_state,
+				 size_t *protocol_len);
+
+	/* ---- added in the simulated 1.2 ---- */
 
 	/** A service no released host has: plugins must test for it with
 	 *  OSKR_HOST_HAS(host, future_service) before calling it. */
@@ -437,9 +479,9 @@ struct oskr_plugin {
 	/** Stop the client. May be NULL. */
 	void (*client_fini)(struct oskr_ctx *ctx, void *state);
 
-	/* ---- added in the simulated 1.1 ---- */
+	/* ---- added in the simulated 1.2 ---- */
 
-	/** A callback a 1.0 host never calls (it does not know the member;
+	/** A callback a 1.1 host never calls (it does not know the member;
 	 *  it only checks that `size` covers the 1.0 layout). */
 	void (*future_callback)(struct oskr_ctx *ctx, void *state);
 };
@@ -463,4 +505,4 @@ struct oskr_plugin {
 }
 #endif
 
-#endif /* OSKR_PLUGIN_1_1_DRAFT_H */
+#endif /* OSKR_PLUGIN_1_2_DRAFT_H */
