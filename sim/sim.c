@@ -38,10 +38,19 @@
  * Loopback (a replica sending to itself) goes through the filter but is
  * never dropped, duplicated or partitioned: it is local delivery.
  *
+ * Durable checkpoints (ABI 1.1): checkpoint_stable keeps a copy of the
+ * latest declared checkpoint per replica — its "disk", which crashes and
+ * restarts do not touch. oskr_sim_restart_from_checkpoint restores the
+ * fresh application from it (through the same path as app_restore, so the
+ * safety record continues from the checkpoint's position) and lets
+ * checkpoint_resume hand its op number and protocol state to replica_init.
+ * checkpoint_resume outside replica_init and an app blob that is not an
+ * app_snapshot blob are misuse (below).
+ *
  * Services the SDK marks "stateful only" (timer_arm/cancel, app_*,
- * client_complete) are refused with -EPERM, logged and counted as
- * "sim_misuse" when called from a stateless task: on one thread such a
- * call would work here and race in oskrd.
+ * client_complete, checkpoint_stable) are refused with -EPERM, logged
+ * and counted as "sim_misuse" when called from a stateless task: on one
+ * thread such a call would work here and race in oskrd.
  */
 #include "sim.h"
 
@@ -732,18 +741,23 @@ static int host_buf_alloc(struct oskr_ctx *ctx, size_t capacity,
  * their own instance: the sim runs everything on one thread, so a plugin
  * that calls them from a stateless task would work here and race in
  * oskrd. Misuse is logged, counted ("sim_misuse") and refused. */
+static void misuse(struct sim_node *node, const char *service,
+		   const char *why)
+{
+	struct sim_counter *c = counter_find(node, "sim_misuse", true);
+	if (c)
+		c->value++;
+	oskr__log(OSKR_LOG_ERROR, "sim %c%u: %s %s",
+		  node->is_client ? 'c' : 'r', node->label, service, why);
+}
+
 static bool require_stateful(struct sim_node *node, const char *service)
 {
 	struct oskr_sim *sim = node->sim;
 	if (sim->running == node && sim->running_stateful)
 		return true;
-	struct sim_counter *c = counter_find(node, "sim_misuse", true);
-	if (c)
-		c->value++;
-	oskr__log(OSKR_LOG_ERROR,
-		  "sim %c%u: %s called outside a stateful task of this "
-		  "instance",
-		  node->is_client ? 'c' : 'r', node->label, service);
+	misuse(node, service,
+	       "called outside a stateful task of this instance");
 	return false;
 }
 
@@ -963,6 +977,111 @@ static void host_set_status(struct oskr_ctx *ctx, uint64_t view,
 	node->status_executed = executed;
 }
 
+/* ---- durable checkpoints (ABI 1.1) ---- */
+
+static void checkpoint_clear(struct sim_checkpoint *checkpoint)
+{
+	free(checkpoint->app);
+	free(checkpoint->protocol);
+	memset(checkpoint, 0, sizeof(*checkpoint));
+}
+
+/* Copy @p len bytes into a fresh allocation; never NULL on success, even
+ * for len 0, so a resumed plugin always gets a pointer. */
+static uint8_t *blob_dup(const void *data, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	if (copy && len)
+		memcpy(copy, data, len);
+	return copy;
+}
+
+static int checkpoint_copy(struct sim_checkpoint *dst,
+			   const struct sim_checkpoint *src)
+{
+	*dst = (struct sim_checkpoint){ .valid = src->valid, .op = src->op };
+	dst->app = blob_dup(src->app, src->app_len);
+	dst->protocol = blob_dup(src->protocol, src->protocol_len);
+	if (!dst->app || !dst->protocol) {
+		checkpoint_clear(dst);
+		return -ENOMEM;
+	}
+	dst->app_len = src->app_len;
+	dst->protocol_len = src->protocol_len;
+	return 0;
+}
+
+/* The sim's "disk" is the node's latest checkpoint, replaced whole; the
+ * write is synchronous (oskrd's is asynchronous, which a plugin cannot
+ * observe except through a crash, and then either file is valid). */
+static int host_checkpoint_stable(struct oskr_ctx *ctx, uint64_t op_number,
+				  const void *app, size_t app_len,
+				  const void *protocol_state,
+				  size_t protocol_len)
+{
+	struct sim_node *node = node_of(ctx);
+	if (node->is_client)
+		return -ENOTSUP;
+	if (!require_stateful(node, "checkpoint_stable"))
+		return -EPERM;
+	if (protocol_len && !protocol_state) {
+		misuse(node, "checkpoint_stable",
+		       "got protocol_len > 0 with a NULL protocol_state");
+		return -EINVAL;
+	}
+	/* A blob that app_snapshot did not return would be refused only at
+	 * the restart; refuse it where the bug is. */
+	if (app && !oskr__sim_snapshot_valid(app, app_len)) {
+		misuse(node, "checkpoint_stable",
+		       "got an app blob that app_snapshot did not return");
+		return -EINVAL;
+	}
+	struct sim_checkpoint next = { .valid = true, .op = op_number };
+	if (app) {
+		next.app = blob_dup(app, app_len);
+		next.app_len = app_len;
+		if (!next.app)
+			return -ENOMEM;
+	} else {
+		void *blob = NULL;
+		int ret = oskr__sim_snapshot(node, &blob, &next.app_len);
+		if (ret)
+			return ret;
+		next.app = blob;
+	}
+	next.protocol = blob_dup(protocol_state, protocol_len);
+	if (!next.protocol) {
+		checkpoint_clear(&next);
+		return -ENOMEM;
+	}
+	next.protocol_len = protocol_len;
+	checkpoint_clear(&node->checkpoint);
+	node->checkpoint = next;
+	node->checkpoint_count++;
+	return 0;
+}
+
+static int host_checkpoint_resume(struct oskr_ctx *ctx, uint64_t *op_number,
+				  const void **protocol_state,
+				  size_t *protocol_len)
+{
+	struct sim_node *node = node_of(ctx);
+	if (node->is_client)
+		return -ENOENT;
+	if (!op_number || !protocol_state || !protocol_len)
+		return -EINVAL;
+	if (!node->in_init) {
+		misuse(node, "checkpoint_resume", "called outside replica_init");
+		return -EINVAL;
+	}
+	if (!node->resume.valid)
+		return -ENOENT;
+	*op_number = node->resume.op;
+	*protocol_state = node->resume.protocol;
+	*protocol_len = node->resume.protocol_len;
+	return 0;
+}
+
 static const struct oskr_host sim_host = {
 	.size = sizeof(struct oskr_host),
 	.abi_major = OSKR_ABI_MAJOR,
@@ -996,6 +1115,8 @@ static const struct oskr_host sim_host = {
 	.log = host_log,
 	.count = host_count,
 	.set_status = host_set_status,
+	.checkpoint_stable = host_checkpoint_stable,
+	.checkpoint_resume = host_checkpoint_resume,
 };
 
 /* ---- running events ---- */
@@ -1087,7 +1208,10 @@ bool oskr__sim_step(struct oskr_sim *sim, uint64_t limit)
 
 /* ---- lifecycle ---- */
 
-static int node_start(struct oskr_sim *sim, struct sim_node *node)
+/* Start an instance; a replica's fresh application is first restored from
+ * @p resume_from when that is a valid checkpoint (restart from checkpoint). */
+static int node_start(struct oskr_sim *sim, struct sim_node *node,
+		      const struct sim_checkpoint *resume_from)
 {
 	const struct oskr_plugin *plugin = sim->plugin;
 	size_t state_size = node->is_client ? plugin->client_state_size
@@ -1105,12 +1229,38 @@ static int node_start(struct oskr_sim *sim, struct sim_node *node)
 			node->app = NULL;
 			return ret;
 		}
+		if (resume_from && resume_from->valid) {
+			/* A private copy: checkpoint_stable during init may
+			 * replace the node's, but what checkpoint_resume hands
+			 * out stays valid until replica_init returns. */
+			ret = checkpoint_copy(&node->resume, resume_from);
+			if (ret == 0)
+				ret = oskr__sim_restore(node, node->resume.app,
+							node->resume.app_len);
+			if (ret) {
+				fprintf(stderr,
+					"sim: replica %u: restoring the "
+					"checkpoint at op %" PRIu64
+					" failed: %s\n",
+					node->label, resume_from->op,
+					strerror(-ret));
+				checkpoint_clear(&node->resume);
+				return ret;
+			}
+			oskr__log(OSKR_LOG_DEBUG,
+				  "sim r%u: resuming from checkpoint at op "
+				  "%" PRIu64,
+				  node->label, node->resume.op);
+		}
 	}
 	struct sim_running saved = enter(node, true);
+	node->in_init = true;
 	int ret = node->is_client ? plugin->client_init(&node->ctx, node->state)
 				  : plugin->replica_init(&node->ctx,
 							 node->state);
+	node->in_init = false;
 	leave(node, saved);
+	checkpoint_clear(&node->resume);
 	if (ret) {
 		fprintf(stderr, "sim: %s %s%u: init failed: %s\n", plugin->name,
 			node->is_client ? "client " : "replica ", node->label,
@@ -1315,7 +1465,7 @@ int oskr_sim_create(struct oskr_sim **out, const struct oskr_sim_config *c)
 	}
 	sim->node_count = node_count;
 	for (size_t i = 0; i < node_count; i++) {
-		ret = node_start(sim, &sim->nodes[i]);
+		ret = node_start(sim, &sim->nodes[i], NULL);
 		if (ret)
 			goto err_destroy;
 	}
@@ -1354,8 +1504,10 @@ void oskr_sim_destroy(struct oskr_sim *sim)
 			sim->live_buffers);
 	while (sim->live_buf_head)
 		sim_buf_free(&sim->live_buf_head->base);
-	for (size_t i = 0; i < sim->node_count; i++)
+	for (size_t i = 0; i < sim->node_count; i++) {
 		oskr__sim_client_fini(&sim->nodes[i]);
+		checkpoint_clear(&sim->nodes[i].checkpoint);
+	}
 	free(sim->heap);
 	free(sim->nodes);
 	free(sim->scratch);
@@ -1411,7 +1563,8 @@ void oskr_sim_crash(struct oskr_sim *sim, uint32_t replica)
 	id_set_clear(&node->timers);
 }
 
-int oskr_sim_restart(struct oskr_sim *sim, uint32_t replica)
+static int restart_node(struct oskr_sim *sim, uint32_t replica,
+			bool from_checkpoint)
 {
 	if (replica >= sim->replica_count)
 		return -EINVAL;
@@ -1421,7 +1574,8 @@ int oskr_sim_restart(struct oskr_sim *sim, uint32_t replica)
 	 * is still crashed), and it cannot arm timers that would survive. */
 	node_stop(sim, node);
 	node->crashed = false;
-	int ret = node_start(sim, node);
+	int ret = node_start(sim, node,
+			     from_checkpoint ? &node->checkpoint : NULL);
 	if (ret) {
 		/* Leave it crashed and empty; a later restart may retry. */
 		node->crashed = true;
@@ -1430,6 +1584,29 @@ int oskr_sim_restart(struct oskr_sim *sim, uint32_t replica)
 		id_set_clear(&node->timers);
 	}
 	return ret;
+}
+
+int oskr_sim_restart(struct oskr_sim *sim, uint32_t replica)
+{
+	return restart_node(sim, replica, false);
+}
+
+int oskr_sim_restart_from_checkpoint(struct oskr_sim *sim, uint32_t replica)
+{
+	return restart_node(sim, replica, true);
+}
+
+bool oskr_sim_last_checkpoint(struct oskr_sim *sim, uint32_t replica,
+			      uint64_t *op, uint64_t *count)
+{
+	const struct sim_node *node =
+		replica < sim->replica_count ? &sim->nodes[replica] : NULL;
+	bool valid = node && node->checkpoint.valid;
+	if (op)
+		*op = valid ? node->checkpoint.op : 0;
+	if (count)
+		*count = node ? node->checkpoint_count : 0;
+	return valid;
 }
 
 bool oskr_sim_is_crashed(struct oskr_sim *sim, uint32_t replica)

@@ -87,6 +87,30 @@ int oskr_sim_restart(struct oskr_sim *sim, uint32_t replica);
 bool oskr_sim_is_crashed(struct oskr_sim *sim, uint32_t replica);
 
 /**
+ * Durable checkpoints (ABI 1.1). The sim's host->checkpoint_stable keeps,
+ * per replica, a copy of the latest checkpoint the plugin declared: its op
+ * number, the application snapshot (the blob the plugin passed, or one the
+ * sim took at the call when it passed NULL) and the protocol state. This
+ * copy is the replica's "disk": it survives crashes and restarts and is
+ * freed with the sim.
+ *
+ * Restart crashed replica r like oskr_sim_restart (fini, fresh zeroed
+ * state, fresh application, replica_init), but restore the fresh
+ * application from r's latest declared checkpoint first; during that
+ * replica_init host->checkpoint_resume returns the checkpoint's op number
+ * and protocol state. The safety record continues from the restored state,
+ * as after an app_restore. Without a declared checkpoint this is exactly
+ * oskr_sim_restart (checkpoint_resume returns -ENOENT).
+ */
+int oskr_sim_restart_from_checkpoint(struct oskr_sim *sim, uint32_t replica);
+/** The latest checkpoint replica r declared: *op (may be NULL) gets its op
+ *  number and *count (may be NULL) the number of checkpoint_stable calls
+ *  that succeeded on r so far (restarts included). False, with *count set
+ *  to 0, when r declared none. */
+bool oskr_sim_last_checkpoint(struct oskr_sim *sim, uint32_t replica,
+			      uint64_t *op, uint64_t *count);
+
+/**
  * Byzantine behaviour and message inspection: called for every message
  * as it is sent (before drop/delay). It may modify the bytes in place
  * (*len may shrink or grow up to capacity) and returns false to drop the

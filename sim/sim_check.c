@@ -159,12 +159,19 @@ int oskr__sim_snapshot(struct sim_node *node, void **out, size_t *out_len)
 	return 0;
 }
 
+/* Has the sim snapshot header (the app's part is checked by restore). */
+bool oskr__sim_snapshot_valid(const void *snapshot, size_t len)
+{
+	return snapshot && len >= SIM_SNAPSHOT_HEADER &&
+	       memcmp(snapshot, SIM_SNAPSHOT_MAGIC, SIM_SNAPSHOT_MAGIC_LEN) ==
+		       0;
+}
+
 int oskr__sim_restore(struct sim_node *node, const void *snapshot, size_t len)
 {
 	struct oskr_sim *sim = node->sim;
 	const uint8_t *p = snapshot;
-	if (!p || len < SIM_SNAPSHOT_HEADER ||
-	    memcmp(p, SIM_SNAPSHOT_MAGIC, SIM_SNAPSHOT_MAGIC_LEN) != 0)
+	if (!oskr__sim_snapshot_valid(snapshot, len))
 		return -EINVAL;
 	int ret = sim->app_ops->restore(node->app, p + SIM_SNAPSHOT_HEADER,
 					len - SIM_SNAPSHOT_HEADER);

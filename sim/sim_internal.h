@@ -110,6 +110,16 @@ struct sim_client {
 	struct sim_completion *history; /* SIM_CLIENT_HISTORY, lazily */
 };
 
+/* A replica's latest declared checkpoint: its durable storage in the sim. */
+struct sim_checkpoint {
+	bool valid;
+	uint64_t op;
+	uint8_t *app; /* a sim snapshot blob (oskr__sim_snapshot format) */
+	size_t app_len;
+	uint8_t *protocol;
+	size_t protocol_len;
+};
+
 struct sim_node {
 	struct oskr_ctx ctx; /* must stay first: plugins get &ctx */
 	struct oskr_sim *sim;
@@ -141,6 +151,14 @@ struct sim_node {
 	uint8_t chain[OSKR_DIGEST_SIZE];
 
 	struct sim_client client;
+
+	/* durable checkpoints: the latest declared one survives restarts */
+	struct sim_checkpoint checkpoint;
+	uint64_t checkpoint_count;
+	/* set while replica_init runs; resume holds a private copy of the
+	 * checkpoint restored for it (valid until replica_init returns) */
+	bool in_init;
+	struct sim_checkpoint resume;
 };
 
 struct sim_reference {
@@ -236,6 +254,7 @@ void oskr__sim_reset_execution(struct sim_node *node);
 int oskr__sim_snapshot(struct sim_node *node, void **out, size_t *out_len);
 int oskr__sim_restore(struct sim_node *node, const void *snapshot,
 		      size_t len);
+bool oskr__sim_snapshot_valid(const void *snapshot, size_t len);
 int oskr__sim_client_complete(struct sim_node *node, uint64_t request_number,
 			      const void *result, size_t len);
 void oskr__sim_client_fini(struct sim_node *node);

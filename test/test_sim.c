@@ -11,7 +11,15 @@
  *    [u8 3] ("notify") after each execution, which makes replica-to-replica
  *    traffic for partition tests.
  * Options steer planted bugs (corrupt_replica, double_complete) and
- * features under test (tick_ms, sign, snapshot_at).
+ * features under test (tick_ms, sign, snapshot_at, checkpoint_every,
+ * checkpoint_delayed).
+ *
+ * Checkpoints: with checkpoint_every N, a replica declares a checkpoint
+ * (host->checkpoint_stable) after every N-th op it executed, with its
+ * protocol state (ops executed + last request number per client). With
+ * checkpoint_delayed it takes the app snapshot at op N and declares it one
+ * op later, as PBFT does once 2f+1 CHECKPOINTs arrive. replica_init
+ * resumes from host->checkpoint_resume when it returns one.
  */
 #include <check.h>
 #include <inttypes.h>
@@ -37,6 +45,15 @@ struct toy_options {
 	uint64_t snapshot_at;
 	uint64_t retransmit_ms;
 	bool churn;
+	uint64_t checkpoint_every;
+	bool checkpoint_delayed;
+};
+
+/* The toy's protocol state in a checkpoint: ops executed, then the last
+ * request number executed for each client. */
+struct toy_protocol_state {
+	uint64_t ops;
+	uint64_t last_rn[TOY_MAX_CLIENTS];
 };
 
 struct toy_replica {
@@ -46,6 +63,11 @@ struct toy_replica {
 	oskr_timer_id tick;
 	oskr_timer_id churn;
 	bool snapshot_sent;
+	uint64_t ops;
+	/* checkpoint_delayed: taken at op pending.ops, declared later */
+	void *pending_app;
+	size_t pending_app_len;
+	struct toy_protocol_state pending;
 };
 
 struct toy_client {
@@ -97,6 +119,8 @@ static int toy_read_options(const struct oskr_host *host,
 					    "snapshot_at",
 					    "retransmit_ms",
 					    "churn",
+					    "checkpoint_every",
+					    "checkpoint_delayed",
 					    NULL };
 	if (host->conf_check_keys(conf, keys) ||
 	    host->conf_u64(conf, "corrupt_replica", 0, 1000, 1000,
@@ -109,7 +133,11 @@ static int toy_read_options(const struct oskr_host *host,
 			   &o->snapshot_at) ||
 	    host->conf_ms(conf, "retransmit_ms", 1, 10000, 1,
 			  &o->retransmit_ms) ||
-	    host->conf_bool(conf, "churn", false, &o->churn))
+	    host->conf_bool(conf, "churn", false, &o->churn) ||
+	    host->conf_u64(conf, "checkpoint_every", 0, 1000000, 0,
+			   &o->checkpoint_every) ||
+	    host->conf_bool(conf, "checkpoint_delayed", false,
+			    &o->checkpoint_delayed))
 		return -EINVAL;
 	return 0;
 }
@@ -159,7 +187,60 @@ static int toy_replica_init(struct oskr_ctx *ctx, void *state)
 		host->count(ctx, "cancelled", 1);
 	if (host->timer_cancel(ctx, 987654321) == -ENOENT)
 		host->count(ctx, "cancel_enoent", 1);
+	if (OSKR_HOST_HAS(host, checkpoint_resume)) {
+		uint64_t op = 0;
+		const void *blob = NULL;
+		size_t len = 0;
+		int ret = host->checkpoint_resume(ctx, &op, &blob, &len);
+		if (ret == 0 && len == sizeof(struct toy_protocol_state)) {
+			struct toy_protocol_state saved;
+			memcpy(&saved, blob, sizeof(saved));
+			if (saved.ops != op)
+				return -EINVAL;
+			r->ops = saved.ops;
+			memcpy(r->last_rn, saved.last_rn, sizeof(r->last_rn));
+			host->count(ctx, "resumed", 1);
+		} else if (ret != -ENOENT) {
+			return ret ? ret : -EINVAL;
+		}
+	}
 	return 0;
+}
+
+static void toy_checkpoint(struct oskr_ctx *ctx, struct toy_replica *r)
+{
+	const struct oskr_host *host = ctx->host;
+	if (!r->options.checkpoint_every ||
+	    !OSKR_HOST_HAS(host, checkpoint_stable))
+		return;
+	if (!r->options.checkpoint_delayed) {
+		if (r->ops % r->options.checkpoint_every)
+			return;
+		struct toy_protocol_state now = { .ops = r->ops };
+		memcpy(now.last_rn, r->last_rn, sizeof(now.last_rn));
+		if (host->checkpoint_stable(ctx, r->ops, NULL, 0, &now,
+					    sizeof(now)) == 0)
+			host->count(ctx, "checkpoints", 1);
+		return;
+	}
+	/* Declare the state taken one op ago: the app has moved on, so the
+	 * host must persist the blob given, not the app as it is now. */
+	if (r->pending_app) {
+		if (host->checkpoint_stable(ctx, r->pending.ops,
+					    r->pending_app,
+					    r->pending_app_len, &r->pending,
+					    sizeof(r->pending)) == 0)
+			host->count(ctx, "checkpoints", 1);
+		host->blob_free(ctx, r->pending_app);
+		r->pending_app = NULL;
+	}
+	if (r->ops % r->options.checkpoint_every == 0 &&
+	    host->app_snapshot(ctx, &r->pending_app, &r->pending_app_len) ==
+		    0) {
+		r->pending.ops = r->ops;
+		memcpy(r->pending.last_rn, r->last_rn,
+		       sizeof(r->pending.last_rn));
+	}
 }
 
 static void toy_send_reply(struct oskr_ctx *ctx, void *state, void *arg)
@@ -191,6 +272,23 @@ static void toy_misuse(struct oskr_ctx *ctx, void *state, void *arg)
 	oskr_timer_id id;
 	if (ctx->host->timer_arm(ctx, MS, toy_never, NULL, &id) == -EPERM)
 		ctx->host->count(ctx, "refused", 1);
+	if (ctx->host->checkpoint_stable(ctx, 1, NULL, 0, NULL, 0) == -EPERM)
+		ctx->host->count(ctx, "refused", 1);
+}
+
+/* A stateful task that misuses the checkpoint services: resume outside
+ * replica_init, and an app blob app_snapshot never returned. */
+static void toy_checkpoint_misuse(struct oskr_ctx *ctx, void *state, void *arg)
+{
+	const struct oskr_host *host = ctx->host;
+	uint64_t op;
+	const void *blob;
+	size_t len;
+	if (host->checkpoint_resume(ctx, &op, &blob, &len) == -EINVAL)
+		host->count(ctx, "refused", 1);
+	if (host->checkpoint_stable(ctx, 1, "not a snapshot", 14, NULL, 0) ==
+	    -EINVAL)
+		host->count(ctx, "refused", 1);
 }
 
 static void toy_execute(struct oskr_ctx *ctx, struct toy_replica *r,
@@ -225,7 +323,9 @@ static void toy_execute(struct oskr_ctx *ctx, struct toy_replica *r,
 			return;
 		}
 		*last = rn;
+		r->ops++;
 		host->count(ctx, "executed", 1);
+		toy_checkpoint(ctx, r);
 		if (r->options.churn) {
 			/* One long timer per op, the previous one cancelled:
 			 * the sim must sweep the dead ones out of its heap
@@ -303,6 +403,11 @@ static void toy_replica_receive(struct oskr_ctx *ctx, void *state,
 		host->submit_stateless(ctx, toy_misuse, NULL);
 		return;
 	}
+	if (buf->data[0] == TOY_REQUEST && buf->len == 17 + 4 &&
+	    memcmp(buf->data + 17, "CKPT", 4) == 0) {
+		host->submit_stateful(ctx, toy_checkpoint_misuse, NULL);
+		return;
+	}
 	struct toy_message *m = malloc(sizeof(*m) + buf->len);
 	if (!m)
 		return;
@@ -321,6 +426,8 @@ static void toy_replica_fini(struct oskr_ctx *ctx, void *state)
 		ctx->host->timer_cancel(ctx, r->tick);
 	if (r->churn)
 		ctx->host->timer_cancel(ctx, r->churn);
+	if (r->pending_app)
+		ctx->host->blob_free(ctx, r->pending_app);
 }
 
 static int toy_client_init(struct oskr_ctx *ctx, void *state)
@@ -641,8 +748,22 @@ START_TEST(test_stateful_only_services_refused_in_stateless)
 					 sizeof(msg)),
 			 0);
 	oskr_sim_run_for(sim, 1 * MS);
-	ck_assert_uint_eq(oskr_sim_counter(sim, 0, "refused"), 1);
-	ck_assert_uint_eq(oskr_sim_counter(sim, 0, "sim_misuse"), 1);
+	/* timer_arm and checkpoint_stable from a stateless task */
+	ck_assert_uint_eq(oskr_sim_counter(sim, 0, "refused"), 2);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 0, "sim_misuse"), 2);
+
+	/* checkpoint_resume outside init, a foreign app blob: refused,
+	 * counted, and no checkpoint recorded */
+	memcpy(msg + 17, "CKPT", 4);
+	ck_assert_int_eq(oskr_sim_inject(sim, OSKR_SIM_CLIENT(0), 0, msg,
+					 sizeof(msg)),
+			 0);
+	oskr_sim_run_for(sim, 1 * MS);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 0, "refused"), 4);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 0, "sim_misuse"), 4);
+	uint64_t count = 99;
+	ck_assert(!oskr_sim_last_checkpoint(sim, 0, NULL, &count));
+	ck_assert_uint_eq(count, 0);
 	oskr_sim_destroy(sim);
 }
 END_TEST
@@ -729,6 +850,139 @@ START_TEST(test_snapshot_restore_continues_position)
 	ck_assert_uint_eq(oskr_sim_executed(sim, 0), 20);
 	ck_assert_uint_eq(oskr_sim_executed(sim, 1), 20);
 	ck_assert_msg(oskr_sim_check_safety(sim, why, sizeof(why)), "%s", why);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+static struct oskr_sim *make_kv_sim(uint32_t n, uint64_t seed,
+				    const char *options)
+{
+	struct oskr_sim_config c = {
+		.plugin = &toy_plugin,
+		.replica_count = n,
+		.client_count = 1,
+		.seed = seed,
+		.app = "kv",
+		.protocol_options = options,
+	};
+	struct oskr_sim *sim = NULL;
+	ck_assert_int_eq(oskr_sim_create(&sim, &c), 0);
+	return sim;
+}
+
+START_TEST(test_checkpoint_restart_resumes)
+{
+	char why[256];
+	uint64_t op = 0, count = 0;
+	struct oskr_sim *sim = make_kv_sim(3, 21, "checkpoint_every: 5\n");
+	ck_assert(!oskr_sim_last_checkpoint(sim, 1, &op, &count));
+	ck_assert_uint_eq(count, 0);
+	ck_assert_uint_eq(oskr_sim_run_workload(sim, 12, 1000 * MS, NULL, NULL),
+			  12);
+	oskr_sim_run_for(sim, 1 * MS);
+	ck_assert(oskr_sim_last_checkpoint(sim, 1, &op, &count));
+	ck_assert_uint_eq(op, 10);
+	ck_assert_uint_eq(count, 2);
+
+	/* Replica 1 comes back holding op 10's state, not empty: the
+	 * protocol state (ops, last request numbers) came back with it. */
+	ck_assert_int_eq(oskr_sim_restart_from_checkpoint(sim, 1), 0);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 1), 10);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 1, "resumed"), 1);
+	const struct toy_replica *r = oskr_sim_replica_state(sim, 1);
+	ck_assert_uint_eq(r->ops, 10);
+	ck_assert_uint_eq(r->last_rn[0], 10);
+	/* The checker compared the restored position with the others. */
+	ck_assert_msg(oskr_sim_check_safety(sim, why, sizeof(why)), "%s", why);
+
+	/* The checkpoint survives a restart: restarting again resumes from
+	 * it again; a plain restart ignores it. */
+	ck_assert_int_eq(oskr_sim_restart_from_checkpoint(sim, 1), 0);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 1, "resumed"), 2);
+	ck_assert_int_eq(oskr_sim_restart(sim, 1), 0);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 1), 0);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 1, "resumed"), 2);
+	r = oskr_sim_replica_state(sim, 1);
+	ck_assert_uint_eq(r->ops, 0);
+	ck_assert(oskr_sim_last_checkpoint(sim, 1, &op, NULL));
+	ck_assert_uint_eq(op, 10);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_checkpoint_resume_continues)
+{
+	char why[256];
+	uint64_t op = 0, count = 0;
+	/* Crash exactly at a checkpoint: the resumed replica takes part in
+	 * the ops after it as if it had never been down. */
+	struct oskr_sim *sim = make_kv_sim(3, 22, "checkpoint_every: 5\n");
+	ck_assert_uint_eq(oskr_sim_run_workload(sim, 10, 1000 * MS, NULL, NULL),
+			  10);
+	oskr_sim_run_for(sim, 1 * MS);
+	oskr_sim_crash(sim, 2);
+	ck_assert_int_eq(oskr_sim_restart_from_checkpoint(sim, 2), 0);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 2), 10);
+	ck_assert_uint_eq(oskr_sim_run_workload(sim, 10, oskr_sim_now(sim) +
+							       1000 * MS,
+						NULL, NULL),
+			  10);
+	oskr_sim_run_for(sim, 1 * MS);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 2), 20);
+	/* ops continued from 10, so checkpoints at 15 and 20 followed */
+	ck_assert(oskr_sim_last_checkpoint(sim, 2, &op, &count));
+	ck_assert_uint_eq(op, 20);
+	ck_assert_uint_eq(count, 4);
+	ck_assert_msg(oskr_sim_check_safety(sim, why, sizeof(why)), "%s", why);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_checkpoint_given_blob_is_kept)
+{
+	char why[256];
+	uint64_t op = 0;
+	/* The snapshot taken at op 5 is declared at op 6: the sim keeps the
+	 * blob it was given, so the replica comes back at op 5. */
+	struct oskr_sim *sim = make_kv_sim(
+		3, 23, "checkpoint_every: 5\ncheckpoint_delayed: true\n");
+	ck_assert_uint_eq(oskr_sim_run_workload(sim, 6, 1000 * MS, NULL, NULL),
+			  6);
+	oskr_sim_run_for(sim, 1 * MS);
+	ck_assert(oskr_sim_last_checkpoint(sim, 1, &op, NULL));
+	ck_assert_uint_eq(op, 5);
+	ck_assert_int_eq(oskr_sim_restart_from_checkpoint(sim, 1), 0);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 1), 5);
+	const struct toy_replica *r = oskr_sim_replica_state(sim, 1);
+	ck_assert_uint_eq(r->ops, 5);
+	ck_assert_msg(oskr_sim_check_safety(sim, why, sizeof(why)), "%s", why);
+
+	/* The toy has no state transfer: replica 1 never gets op 6 and
+	 * executes op 7 at position 6. The record is "checkpoint + ops
+	 * after", so the checker sees the gap. */
+	ck_assert_uint_eq(oskr_sim_run_workload(sim, 3, oskr_sim_now(sim) +
+							      1000 * MS,
+						NULL, NULL),
+			  3);
+	oskr_sim_run_for(sim, 1 * MS);
+	ck_assert(!oskr_sim_check_safety(sim, why, sizeof(why)));
+	ck_assert_ptr_nonnull(strstr(why, "different sequences"));
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_checkpoint_restart_without_one_is_plain)
+{
+	struct oskr_sim *sim = make_kv_sim(3, 24, NULL);
+	ck_assert_uint_eq(oskr_sim_run_workload(sim, 7, 1000 * MS, NULL, NULL),
+			  7);
+	oskr_sim_run_for(sim, 1 * MS);
+	ck_assert(!oskr_sim_last_checkpoint(sim, 1, NULL, NULL));
+	ck_assert_int_eq(oskr_sim_restart_from_checkpoint(sim, 1), 0);
+	ck_assert(!oskr_sim_is_crashed(sim, 1));
+	ck_assert_uint_eq(oskr_sim_executed(sim, 1), 0);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 1, "resumed"), 0);
+	ck_assert_int_eq(oskr_sim_restart_from_checkpoint(sim, 3), -EINVAL);
 	oskr_sim_destroy(sim);
 }
 END_TEST
@@ -864,6 +1118,10 @@ static Suite *sim_suite(void)
 	tcase_add_test(tc, test_safety_detects_divergence);
 	tcase_add_test(tc, test_safety_detects_two_results);
 	tcase_add_test(tc, test_snapshot_restore_continues_position);
+	tcase_add_test(tc, test_checkpoint_restart_resumes);
+	tcase_add_test(tc, test_checkpoint_resume_continues);
+	tcase_add_test(tc, test_checkpoint_given_blob_is_kept);
+	tcase_add_test(tc, test_checkpoint_restart_without_one_is_plain);
 	tcase_add_test(tc, test_fast_signatures);
 	tcase_add_test(tc, test_real_signatures);
 	tcase_add_test(tc, test_bad_config_refused);
