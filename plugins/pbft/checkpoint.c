@@ -282,6 +282,8 @@ void oskr__pbft_make_stable(struct oskr_ctx *ctx, struct pbft_replica *r,
 	if (r->known.seq <= seq)
 		r->known.seq = 0;
 	ctx->host->count(ctx, OSKR_COUNTER_CHECKPOINTS, 1);
+	/* Stable, and we hold its state: the host may persist it. */
+	oskr__pbft_persist_stable(ctx, r);
 	oskr__pbft_publish_status(ctx, r);
 	/* The window moved: the primary may propose again. */
 	oskr__pbft_try_propose(ctx, r);
@@ -518,6 +520,9 @@ void oskr__pbft_transfer_done(struct oskr_ctx *ctx, struct pbft_replica *r,
 	if (r->next_seq < seq)
 		r->next_seq = seq;
 	ctx->host->count(ctx, "state_transfers", 1);
+	/* A transferred checkpoint is stable too (its digest matched 2f+1
+	 * signed CHECKPOINTs) and the app now holds exactly its state. */
+	oskr__pbft_persist_stable(ctx, r);
 	oskr__pbft_publish_status(ctx, r);
 	/* Entries above h may already be committed here. */
 	oskr__pbft_execute_ready(ctx, r);

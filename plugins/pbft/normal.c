@@ -230,6 +230,11 @@ void oskr__pbft_try_propose(struct oskr_ctx *ctx, struct pbft_replica *r)
 	if (r->view_changing || !pbft_is_primary(r))
 		return;
 	while (r->pending.queue.head) {
+		/* 2f+1 replicas signed a checkpoint above what we would
+		 * propose: those numbers are decided; catch up first (only
+		 * after a restart can the primary be behind; durable.c). */
+		if (r->known.seq > r->next_seq || r->resume_settling)
+			return;
 		if (r->next_seq - r->last_executed >= r->opt.max_inflight ||
 		    !oskr__pbft_in_window(r, r->next_seq + 1))
 			return;
@@ -414,6 +419,12 @@ void oskr__pbft_on_pre_prepare(struct oskr_ctx *ctx, struct pbft_replica *r,
 	}
 	if (m->replica != pbft_primary(r, r->view)) {
 		oskr__pbft_drop(ctx, "not_primary");
+		return;
+	}
+	if (m->order.seq <= r->known.seq) {
+		/* Covered by a stable checkpoint we hold a proof of: decided
+		 * already, we fetch its state instead (see try_propose). */
+		oskr__pbft_drop(ctx, "below_stable_checkpoint");
 		return;
 	}
 	struct pbft_entry *e = oskr__pbft_entry(r, m->order.seq);

@@ -11,6 +11,8 @@
  *   checkpoint.c      checkpoints, stable checkpoints, truncation
  *   view_change.c     view change and new view
  *   state_transfer.c  catching up: committed entries, snapshot chunks
+ *   durable.c         persisting stable checkpoints, resuming from one
+ *   durable_codec.c   their protocol blob (pure: tests compile it in)
  *   replica.c         descriptor glue: init, receive, fini, timers
  *   client.c          the client side
  *
@@ -281,6 +283,13 @@ struct pbft_replica {
 	struct pbft_checkpoint_vote *latest_checkpoint; /* n */
 	uint8_t *stable_state; /* our state at `stable` (for transfers) */
 	size_t stable_state_len;
+	/* the newest stable checkpoint handed to host->checkpoint_stable */
+	uint64_t persisted_seq;
+	/* ticks left to announce the checkpoint we resumed at (durable.c) */
+	uint32_t announce_ticks;
+	/* resumed, first tick not run yet: the primary does not propose
+	 * (peers' announces may show a newer stable checkpoint) */
+	bool resume_settling;
 	/* the newest stable checkpoint we hold a proof of but not (yet) the
 	 * state: the target of a state transfer */
 	struct pbft_stable known;
@@ -501,6 +510,46 @@ bool oskr__pbft_verify_proof(struct oskr_ctx *ctx, uint32_t f, uint64_t seq,
 /** Write our stable proof as (count, pairs). */
 void oskr__pbft_put_stable_proof(struct pbft_writer *w,
 				 const struct pbft_stable *stable);
+
+/* ---- durable.c, durable_codec.c: durable checkpoints (ABI 1.1) ---- */
+
+/** A decoded protocol blob (pointers into it). */
+struct pbft_resume_point {
+	uint64_t seq;
+	uint8_t digest[PBFT_DIGEST];
+	struct pbft_sig_list proof; /* structurally validated */
+	uint64_t ops_executed;
+	/* `ops_executed | client table`: the checkpoint state before its
+	 * application part */
+	const uint8_t *prefix;
+	size_t prefix_len;
+};
+
+/** Find the application part of a checkpoint state (checkpoint.c's
+ *  `ops | client table | app_len | app`). 0 or -EINVAL. */
+int oskr__pbft_state_split(const uint8_t *state, size_t len,
+			   size_t *prefix_len, const uint8_t **app,
+			   size_t *app_len);
+/** Encode the protocol blob of stable checkpoint @p stable. */
+int oskr__pbft_resume_encode(uint32_t n, uint32_t f, uint32_t interval,
+			     const struct pbft_stable *stable,
+			     const uint8_t *prefix, size_t prefix_len,
+			     uint8_t **out, size_t *out_len);
+/** Length-checked decoder of a protocol blob written for a cluster of
+ *  @p n, @p f and checkpoint interval @p interval. 0, or -EINVAL with
+ *  *why saying what is wrong. Checks structure only (not signatures). */
+int oskr__pbft_resume_decode(const uint8_t *data, size_t len, uint32_t n,
+			     uint32_t f, uint32_t interval,
+			     struct pbft_resume_point *out, const char **why);
+/** Hand our stable checkpoint to the host to persist (if it is newer
+ *  than the last one and the host has the service). Stateful. */
+void oskr__pbft_persist_stable(struct oskr_ctx *ctx, struct pbft_replica *r);
+/** replica_init: resume at the checkpoint the host restored, if any and
+ *  valid; otherwise leave the replica at op 0. 0 or -ENOMEM. */
+int oskr__pbft_resume(struct oskr_ctx *ctx, struct pbft_replica *r);
+/** Tick: after resuming, tell the others about our stable checkpoint for
+ *  a while (a STABLE message with its proof to each). */
+void oskr__pbft_announce_stable(struct oskr_ctx *ctx, struct pbft_replica *r);
 
 /* ---- view_change.c (TOCS'02 §4.4, §4.5) ---- */
 

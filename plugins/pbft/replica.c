@@ -404,6 +404,11 @@ static void tick(struct oskr_ctx *ctx, void *state, void *arg)
 		}
 	}
 	oskr__pbft_view_change_tick(ctx, r);
+	oskr__pbft_announce_stable(ctx, r);
+	if (r->resume_settling) {
+		r->resume_settling = false;
+		oskr__pbft_try_propose(ctx, r);
+	}
 	oskr__pbft_arm_tick(ctx, r);
 }
 
@@ -529,6 +534,10 @@ static int pbft_replica_init(struct oskr_ctx *ctx, void *state)
 					   r->opt.max_pending))) {
 		pbft_replica_fini(ctx, r);
 		return err ? err : -ENOMEM;
+	}
+	if ((err = oskr__pbft_resume(ctx, r))) {
+		pbft_replica_fini(ctx, r);
+		return err;
 	}
 	oskr__pbft_arm_tick(ctx, r);
 	oskr__pbft_publish_status(ctx, r);
