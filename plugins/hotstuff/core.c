@@ -328,9 +328,11 @@ static void consider_vote(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 static void prune(struct oskr_ctx *ctx, struct oskr__hs_replica *rs);
 
 /** Alg. 4 onCommit: execute b and its uncommitted ancestors, oldest
- *  first. */
+ *  first. @p b_child is b's child whose justify certifies b (b' of the
+ *  three-chain). */
 static void commit_through(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
-			   struct oskr__hs_block *b)
+			   struct oskr__hs_block *b,
+			   const struct oskr__hs_block *b_child)
 {
 	struct oskr__hs_block *x, *chain = NULL;
 
@@ -352,11 +354,25 @@ static void commit_through(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 		chain = x;
 	}
 	for (x = chain; x; x = x->exec_next) {
+		/* x's QC, if at hand: its child on the chain justifies it
+		 * (the steady state), or x is b and b_child does. */
+		const struct oskr__hs_block *child =
+			x->exec_next ? x->exec_next : b_child;
+		bool certified = child &&
+				 !memcmp(child->justify_digest, x->digest,
+					 OSKR__HS_DIGEST) &&
+				 child->justify_view == x->view;
+
 		oskr__hs_execute_block(ctx, rs, x);
 		x->executed = true;
 		rs->b_exec = x;
 		rs->committed_blocks++;
 		ctx->host->count(ctx, OSKR_COUNTER_COMMITS, 1);
+		/* A durable checkpoint is taken between blocks: the app
+		 * holds exactly the state after x. */
+		oskr__hs_maybe_checkpoint(ctx, rs, x,
+					  certified ? child->justify_raw : NULL,
+					  certified ? child->justify_len : 0);
 	}
 	oskr__hs_note_commit(rs);
 	oskr__hs_note_progress(rs);
@@ -392,7 +408,7 @@ static void update_with_qc(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 		return;
 	/* decide phase on b: a direct-parent three-chain */
 	if (b2->parent == b1 && b1->parent == b0)
-		commit_through(ctx, rs, b0);
+		commit_through(ctx, rs, b0, b1);
 }
 
 static void update(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,

@@ -11,6 +11,8 @@
  *   proposer.c   batching: pending requests, building and sending blocks
  *   requests.c   client requests at a replica: dedupe table, replies
  *   fetch.c      catch-up: BLOCK-FETCH and BLOCKS
+ *   durable.c    durable checkpoints: declaring them, resuming from one
+ *   durable_codec.c  their protocol blob (pure: tests compile it in)
  *   receive.c    stateless decode + signature verification, dispatch
  *   client.c     the client side
  *   plugin.c     the descriptor, replica init/fini
@@ -52,6 +54,7 @@ struct oskr__hs_options {
 	uint64_t fetch_blocks; /* ancestors sent per fetch */
 	uint64_t client_retry_ns; /* client retransmission interval */
 	uint64_t verify_split; /* signatures per stateless verify task */
+	uint64_t checkpoint_interval; /* executed ops per checkpoint; 0 = none */
 };
 
 int oskr__hs_options_read(const struct oskr_host *host,
@@ -270,6 +273,8 @@ struct oskr__hs_replica {
 	uint64_t committed_blocks;
 	uint64_t executed_ops;
 	uint64_t committed_height;
+	/* executed_ops / checkpoint_interval at the last checkpoint */
+	uint64_t checkpoint_epoch;
 	uint8_t *result_scratch;
 	size_t result_scratch_size;
 	struct oskr__hs_qc *scratch_qc; /* formed QCs */
@@ -383,6 +388,52 @@ oskr__hs_pending_find(struct oskr__hs_requests *rq, uint64_t client_id);
  *  the caller's job), dedupe, reply. */
 void oskr__hs_execute_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 			    struct oskr__hs_block *b);
+
+/** The client table in a durable checkpoint (durable.c): serialize
+ *  (least recently executed first), check, restore, clear. */
+int oskr__hs_clients_serialize(const struct oskr__hs_requests *rq,
+			       uint8_t **out, size_t *out_len);
+bool oskr__hs_clients_valid(const uint8_t *data, size_t len, uint64_t limit);
+int oskr__hs_clients_restore(struct oskr__hs_requests *rq,
+			     const struct oskr__hs_options *opt,
+			     const uint8_t *data, size_t len);
+void oskr__hs_clients_clear(struct oskr__hs_requests *rq);
+
+/* ---- durable checkpoints (durable.c) ---- */
+
+/** A decoded protocol blob (refs point into it). */
+struct oskr__hs_resume_point {
+	uint64_t executed_ops;
+	uint64_t committed_blocks;
+	uint64_t height;
+	uint8_t digest[OSKR__HS_DIGEST];
+	struct oskr__hs_block_ref block; /* the last executed block */
+	struct oskr__hs_qc_ref qc; /* its QC */
+	const uint8_t *clients;
+	size_t clients_len;
+};
+
+int oskr__hs_resume_encode(uint32_t n, uint32_t f, uint64_t executed_ops,
+			   uint64_t committed_blocks,
+			   const struct oskr__hs_block *b, const uint8_t *qc,
+			   size_t qc_len, const uint8_t *clients,
+			   size_t clients_len, uint8_t **out, size_t *out_len);
+/** Length-checked decoder of a protocol blob for a cluster of @p n, @p f.
+ *  Checks structure (the QC names the block, the heights agree) but not
+ *  digests or signatures. 0, or -EINVAL with *why. */
+int oskr__hs_resume_decode(const uint8_t *data, size_t len, uint32_t n,
+			   uint32_t f, uint64_t client_limit,
+			   struct oskr__hs_resume_point *out, const char **why);
+/** After executing block @p b (certified by @p qc, or NULL when its QC is
+ *  not at hand): declare a checkpoint if checkpoint_interval ops passed
+ *  since the last one. Stateful. */
+void oskr__hs_maybe_checkpoint(struct oskr_ctx *ctx,
+			       struct oskr__hs_replica *rs,
+			       const struct oskr__hs_block *b,
+			       const uint8_t *qc, size_t qc_len);
+/** replica_init, after core init: resume at the checkpoint the host
+ *  restored, if any and valid. 0 or -ENOMEM. */
+int oskr__hs_resume(struct oskr_ctx *ctx, struct oskr__hs_replica *rs);
 
 /* ---- catch-up (fetch.c) ---- */
 

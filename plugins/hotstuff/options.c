@@ -24,6 +24,7 @@ static const char *const allowed_keys[] = {
 	"fetch_blocks",
 	"client_retry_ms",
 	"verify_split",
+	"checkpoint_interval",
 	NULL,
 };
 
@@ -61,6 +62,8 @@ int oskr__hs_options_read(const struct oskr_host *host,
 			     &retry_ms);
 	err |= host->conf_u64(conf, "verify_split", 1, OSKR__HS_MAX_REPLICAS, 8,
 			      &o->verify_split);
+	err |= host->conf_u64(conf, "checkpoint_interval", 0, 1000000000, 128,
+			      &o->checkpoint_interval);
 	if (err)
 		return -EINVAL;
 	/* A cap below the base timeout would shrink the timer: raise it

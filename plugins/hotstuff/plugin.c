@@ -51,6 +51,9 @@ static int replica_init(struct oskr_ctx *ctx, void *state)
 	err = oskr__hs_core_init(ctx, rs);
 	if (err)
 		goto err_requests;
+	err = oskr__hs_resume(ctx, rs);
+	if (err)
+		goto err_requests;
 	rs->initialized = true;
 	oskr__hs_publish_status(ctx, rs);
 	return 0;

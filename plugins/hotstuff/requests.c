@@ -382,3 +382,93 @@ void oskr__hs_execute_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 			   rs->result_scratch, (uint32_t)result_len);
 	}
 }
+
+/* ---- the client table in a durable checkpoint (durable.c) ---- */
+
+/* Layout: count u32, then per client, least recently executed first (so
+ * a restore that inserts in order rebuilds the same LRU order): client_id
+ * u64 | last_request_number u64 | has_result u8 | result_len u32 |
+ * result. */
+int oskr__hs_clients_serialize(const struct oskr__hs_requests *rq,
+			       uint8_t **out, size_t *out_len)
+{
+	const struct oskr__hs_client_entry *e;
+	size_t len = 4;
+	struct oskr__hs_writer w;
+	uint8_t *data;
+
+	for (e = rq->lru.lru_prev; e != &rq->lru; e = e->lru_prev)
+		len += 8 + 8 + 1 + 4 + e->result_len;
+	data = malloc(len);
+	if (!data)
+		return -ENOMEM;
+	oskr__hs_writer_init(&w, data, len);
+	oskr__hs_put_u32(&w, (uint32_t)rq->client_count);
+	for (e = rq->lru.lru_prev; e != &rq->lru; e = e->lru_prev) {
+		oskr__hs_put_u64(&w, e->client_id);
+		oskr__hs_put_u64(&w, e->last_request_number);
+		oskr__hs_put_u8(&w, e->result ? 1 : 0);
+		oskr__hs_put_u32(&w, e->result ? e->result_len : 0);
+		if (e->result)
+			oskr__hs_put_bytes(&w, e->result, e->result_len);
+	}
+	if (w.overflow) {
+		free(data);
+		return -EINVAL;
+	}
+	*out = data;
+	*out_len = w.len;
+	return 0;
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned bytes)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+int oskr__hs_clients_restore(struct oskr__hs_requests *rq,
+			     const struct oskr__hs_options *opt,
+			     const uint8_t *data, size_t len)
+{
+	size_t pos = 4;
+	uint64_t count;
+
+	if (!oskr__hs_clients_valid(data, len, opt->client_table_size))
+		return -EINVAL;
+	count = get_le(data, 4);
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t client_id = get_le(data + pos, 8);
+		uint64_t request_number = get_le(data + pos + 8, 8);
+		bool has_result = data[pos + 16];
+		uint32_t result_len = (uint32_t)get_le(data + pos + 17, 4);
+		struct oskr__hs_client_entry *e;
+
+		pos += 8 + 8 + 1 + 4;
+		e = client_get(rq, client_id, opt->client_table_size);
+		if (!e)
+			return -ENOMEM;
+		e->last_request_number = request_number;
+		free(e->result);
+		e->result = NULL;
+		e->result_len = 0;
+		if (has_result) {
+			e->result = malloc(result_len ? result_len : 1);
+			if (!e->result)
+				return -ENOMEM;
+			memcpy(e->result, data + pos, result_len);
+			e->result_len = result_len;
+		}
+		pos += result_len;
+	}
+	return 0;
+}
+
+void oskr__hs_clients_clear(struct oskr__hs_requests *rq)
+{
+	while (rq->lru.lru_next != &rq->lru)
+		client_evict(rq, rq->lru.lru_next);
+}

@@ -1,0 +1,131 @@
+#!/bin/bash
+# HotStuff resumes from its durable checkpoints (ABI 1.1), with real
+# processes: 4 oskrd replicas on UDP loopback, kv app, a state_dir each,
+# checkpoint_interval 10. (PBFT's counterpart is part 6 of snapshot.sh.)
+#  1. 300 puts; once every replica's newest snapshot is a checkpoint at op
+#     300 (the cluster is quiet: all executed everything), kill -9 all
+#     four and restart them: each logs "resumed at block height H (op
+#     300)" with the same H, the keys are readable and 50 new puts
+#     complete;
+#  2. kill -9 one replica under load and restart it: it resumes at its
+#     own checkpoint (not op 0), fetches only the blocks above it, and
+#     ends with the same executed op count as the others.
+build=${1:-build}
+. test/tools/ops-lib.sh
+kv=$(ops_tool kv_tool)
+[ -f "$build/plugins/hotstuff.so" ] || skip "hotstuff is not built"
+
+n=4
+config=$(OSKR_LOG_LEVEL=info scripts/make-cluster.sh -b "$build" -a kv \
+	-o "checkpoint_interval: 10" "$dir/hs" hotstuff $n) ||
+	fail "make-cluster failed"
+{
+	echo "control_socket: $dir/hs/ctl-%i.sock"
+	echo "state_dir: $dir/hs/state-%i"
+} >>"$config"
+
+# header fields of a snapshot file (daemon/snapshot_store.h, format 2)
+file_flags() { od -An -tu4 -j112 -N4 "$1" | tr -d ' '; }
+file_checkpoint_op() { od -An -tu8 -j96 -N8 "$1" | tr -d ' '; }
+newest_file() { ls "$1"/snapshot-*.bin 2>/dev/null | sort | tail -n 1; }
+state_of() { echo "$dir/hs/state-$1"; }
+log_of() { echo "$dir/hs-$1.log"; }
+executed_of() { ops_status_value "$config" "$1" last_executed; }
+
+pids=()
+start_replica() {
+	ops_start "$config" "$1" "$(log_of "$1")"
+	pids[$1]=$ops_pid
+}
+kill_replica() {
+	kill -KILL "${pids[$1]}"
+	wait "${pids[$1]}" 2>/dev/null
+}
+# the newest snapshot of every replica is a checkpoint at op $1
+checkpointed_at() {
+	local id f
+	for ((id = 0; id < n; id++)); do
+		f=$(newest_file "$(state_of $id)")
+		[ -n "$f" ] && [ "$(file_flags "$f")" = 1 ] &&
+			[ "$(file_checkpoint_op "$f")" = "$1" ] || return 1
+	done
+}
+# "resumed at block height H (op N)" of replica $1's last start
+resumed_line() {
+	grep "hotstuff r$1: resumed at block height [0-9]* (op [0-9]*)" \
+		"$(log_of "$1")" | tail -n 1
+}
+
+# 1. the whole cluster
+for ((id = 0; id < n; id++)); do
+	start_replica $id
+done
+"$kv" -c "$config" put hs 300 || fail "put hs"
+ops_wait 20 checkpointed_at 300 || {
+	for ((id = 0; id < n; id++)); do
+		f=$(newest_file "$(state_of $id)")
+		echo "replica $id: newest ${f:-none} flags $([ -n "$f" ] && file_flags "$f") op $([ -n "$f" ] && file_checkpoint_op "$f")"
+	done
+	fail "no checkpoint at op 300 on every replica"
+}
+for ((id = 0; id < n; id++)); do
+	kill_replica $id
+done
+echo "killed all $n hotstuff replicas"
+for ((id = 0; id < n; id++)); do
+	start_replica $id
+done
+heights=()
+for ((id = 0; id < n; id++)); do
+	line=$(resumed_line $id)
+	[ -n "$line" ] || fail "replica $id did not resume: $(grep -E 'resum|restored|error' "$(log_of $id)" | tail -n 4)"
+	grep -q "(op 300)" <<<"$line" || fail "replica $id: $line"
+	heights+=("$(sed 's/.*block height \([0-9]*\).*/\1/' <<<"$line")")
+	echo "replica $id: ${line#*info: }"
+done
+for h in "${heights[@]}"; do
+	[ "$h" = "${heights[0]}" ] || fail "replicas resumed at different heights: ${heights[*]}"
+done
+"$kv" -c "$config" check hs 300 || fail "keys lost after kill -9 of every replica"
+"$kv" -c "$config" put after 50 || fail "the resumed cluster takes no writes"
+"$kv" -c "$config" check after 50 || fail "writes after the resume not readable"
+
+# 2. one replica, killed under load
+"$kv" -c "$config" load bg 30 >"$dir/load.out" 2>&1 &
+load=$!
+ops_pids+=("$load")
+sleep 1
+kill_replica 2
+sleep 1
+start_replica 2
+line=$(resumed_line 2)
+[ -n "$line" ] || fail "replica 2 did not resume: $(grep -E 'resum|restored|error' "$(log_of 2)" | tail -n 4)"
+op=$(sed 's/.*(op \([0-9]*\)).*/\1/' <<<"$line")
+[ "$op" -gt 350 ] || fail "replica 2 resumed at op $op, before the load"
+echo "replica 2 (killed under load): ${line#*info: }"
+sleep 1
+kill "$load" 2>/dev/null
+wait "$load" 2>/dev/null
+# quiet again: every replica executes the same ops
+same_executed() {
+	local id e first
+	first=$(executed_of 0)
+	[[ $first =~ ^[0-9]+$ ]] || return 1
+	for ((id = 1; id < n; id++)); do
+		e=$(executed_of $id)
+		[ "$e" = "$first" ] || return 1
+	done
+}
+ops_wait 20 same_executed || {
+	for ((id = 0; id < n; id++)); do
+		echo "replica $id: executed $(executed_of $id)"
+	done
+	fail "replica 2 did not catch up"
+}
+echo "all replicas executed $(executed_of 0) ops"
+grep -q "not resuming" "$dir"/hs-*.log && fail "a checkpoint was refused: $(grep -h 'not resuming' "$dir"/hs-*.log)"
+"$kv" -c "$config" check hs 300 || fail "keys lost"
+for ((id = 0; id < n; id++)); do
+	ops_stop "${pids[$id]}" || fail "replica $id exited with status $?"
+done
+echo "PASS"
