@@ -8,7 +8,9 @@
  *
  * writes OUTDIR/<target>/<name> files. The PBFT and HotStuff seeds are
  * built only when compiled with -DHAVE_PBFT / -DHAVE_HOTSTUFF (their
- * codecs are linked in). Seeds are small on purpose (< 2 KiB).
+ * codecs are linked in), the durable-checkpoint blobs only with
+ * -DHAVE_PBFT_RESUME / -DHAVE_HOTSTUFF_RESUME (durable_codec.c linked in
+ * too). Seeds are small on purpose (< 2 KiB).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +30,12 @@
 #endif
 #ifdef HAVE_HOTSTUFF
 #include "plugins/hotstuff/codec.h"
+#endif
+#ifdef HAVE_PBFT_RESUME
+#include "plugins/pbft/pbft.h"
+#endif
+#ifdef HAVE_HOTSTUFF_RESUME
+#include "plugins/hotstuff/hotstuff.h"
 #endif
 
 static const char *out_dir;
@@ -133,9 +141,10 @@ static void put_le(uint8_t *p, uint64_t v, unsigned bytes)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* A snapshot file around @p payload, with a right or a wrong checksum.
- * fuzz_snapshot_file recomputes the checksum when byte 127 is odd, so a
- * wrong one is kept even there to reach the checksum refusal. */
+/* A format-1 snapshot file (oskrd before ABI 1.1, still read) around
+ * @p payload, with a right or a wrong checksum. fuzz_snapshot_file
+ * recomputes the checksum when byte 127 is odd, so a wrong one is kept
+ * even there to reach the checksum refusal. */
 static void snapshot_file(const char *name, const void *payload, size_t len,
 			  bool good_checksum)
 {
@@ -165,6 +174,45 @@ static void snapshot_file(const char *name, const void *payload, size_t len,
 	write_seed("snapshot_file", name, file, 128 + len);
 }
 
+/* A format-2 file: @p app then @p state (a checkpoint when @p op_or_0
+ * and @p state_len say so); checksum at 128, repaired by the harness when
+ * byte 159 is odd. */
+static void snapshot_file_v2(const char *name, const void *app,
+			     size_t app_len, const void *state,
+			     size_t state_len, bool checkpoint, uint64_t op,
+			     bool good_checksum)
+{
+	uint8_t file[4096] = { 0 };
+	size_t len = app_len + state_len;
+	if (160 + len > sizeof(file))
+		exit(1);
+	memcpy(file, "OSKRSNAP", 8);
+	put_le(file + 8, 2, 4);
+	put_le(file + 12, 160, 4);
+	put_le(file + 16, 42, 8);
+	put_le(file + 24, len, 8);
+	put_le(file + 32, 1700000000000ull, 8);
+	memcpy(file + 40, "kv", 2);
+	memcpy(file + 72, "pbft", 4);
+	put_le(file + 96, checkpoint ? op : 0, 8);
+	put_le(file + 104, checkpoint ? state_len : 0, 8);
+	put_le(file + 112, checkpoint ? 1 : 0, 4);
+	memcpy(file + 160, app, app_len);
+	memcpy(file + 160 + app_len, state, state_len);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(md, file, 128) ||
+	    !EVP_DigestUpdate(md, file + 160, len) ||
+	    !EVP_DigestFinal_ex(md, file + 128, NULL))
+		exit(1);
+	EVP_MD_CTX_free(md);
+	if (!good_checksum) {
+		file[130] ^= 0x01;
+		file[159] &= 0xfe;
+	}
+	write_seed("snapshot_file", name, file, 160 + len);
+}
+
 static void seeds_snapshot_file(void)
 {
 	void *kv = NULL, *blob = NULL;
@@ -179,6 +227,13 @@ static void seeds_snapshot_file(void)
 	snapshot_file("kv", blob, blob_len, true);
 	snapshot_file("kv_flipped_checksum", blob, blob_len, false);
 	snapshot_file("empty_payload", "", 0, true);
+	static const uint8_t protocol_state[24] = "PBCK protocol state....";
+	snapshot_file_v2("v2_kv", blob, blob_len, "", 0, false, 0, true);
+	snapshot_file_v2("v2_checkpoint", blob, blob_len, protocol_state,
+			 sizeof(protocol_state), true, 300, true);
+	snapshot_file_v2("v2_checkpoint_flipped_checksum", blob, blob_len,
+			 protocol_state, sizeof(protocol_state), true, 300,
+			 false);
 	free(blob);
 	oskr__app_kv.destroy(kv);
 }
@@ -584,6 +639,187 @@ static void seeds_hotstuff(void)
 }
 #endif
 
+/* ---- durable checkpoints: the plugins' protocol blobs ---- */
+
+/* Write @p data and, as "<name>_cut<k>", its first bytes at a few cuts
+ * (inside the header, the proof or block, the last byte missing): the
+ * torn writes a crash leaves. */
+static void write_with_cuts(const char *target, const char *name,
+			    const uint8_t *data, size_t len,
+			    const size_t *cuts, size_t ncuts)
+{
+	char cut_name[64];
+	write_seed(target, name, data, len);
+	for (size_t i = 0; i < ncuts; i++) {
+		size_t cut = cuts[i] < len ? cuts[i] : len - 1;
+		snprintf(cut_name, sizeof(cut_name), "%s_cut%zu", name, cut);
+		write_seed(target, cut_name, data, cut);
+	}
+}
+
+#ifdef HAVE_PBFT_RESUME
+/* A checkpoint state as checkpoint.c takes it: ops_executed | client
+ * table (requests.c: count, then id, number, op_index, addr, result) |
+ * app_len u64 | app (a real kv snapshot). */
+static size_t pbft_state(uint8_t *out, size_t room, uint64_t ops,
+			 unsigned clients)
+{
+	struct pbft_writer w = { .data = out, .capacity = room };
+	pbft_put_u64(&w, ops);
+	pbft_put_u32(&w, clients);
+	for (unsigned i = 0; i < clients; i++) {
+		uint8_t addr[OSKR_ADDR_SIZE] = { 4, 0, 0, 1, (uint8_t)i };
+		pbft_put_u64(&w, 100 + i);
+		pbft_put_u64(&w, 7 + i);
+		pbft_put_u64(&w, ops - i);
+		pbft_put(&w, addr, sizeof(addr));
+		pbft_put_u32(&w, i ? 2 : 0); /* a result, or none */
+		pbft_put(&w, "\x00v", i ? 2 : 0);
+	}
+	void *kv = NULL, *blob = NULL;
+	size_t blob_len = 0, result_len;
+	uint8_t op[32], result[16];
+	if (oskr__app_kv.create(&kv, NULL, NULL))
+		exit(1);
+	size_t len = kv_put(op, sizeof(op), "key", "value");
+	oskr__app_kv.execute(kv, op, len, result, sizeof(result), &result_len);
+	if (oskr__app_kv.snapshot(kv, &blob, &blob_len))
+		exit(1);
+	pbft_put_u64(&w, blob_len);
+	pbft_put(&w, blob, blob_len);
+	free(blob);
+	oskr__app_kv.destroy(kv);
+	if (w.overflow) {
+		fprintf(stderr, "pbft_resume: state does not fit\n");
+		exit(1);
+	}
+	return w.len;
+}
+
+/* The blob durable.c hands to checkpoint_stable: @p signers proof
+ * signatures (replicas 0..signers-1, as STABLE carries them). */
+static void pbft_resume_seed(const char *name, uint32_t n, uint32_t f,
+			     uint32_t interval, uint64_t seq, unsigned clients,
+			     unsigned signers)
+{
+	uint8_t state[1024];
+	size_t state_len = pbft_state(state, sizeof(state), seq, clients);
+	size_t prefix_len, app_len;
+	const uint8_t *app;
+	if (oskr__pbft_state_split(state, state_len, &prefix_len, &app,
+				   &app_len)) {
+		fprintf(stderr, "pbft_resume: state does not split\n");
+		exit(1);
+	}
+	uint16_t replicas[PBFT_MAX_REPLICAS];
+	struct pbft_checkpoint_vote votes[PBFT_MAX_REPLICAS];
+	struct pbft_stable stable = { .seq = seq, .count = (uint8_t)signers,
+				      .replicas = replicas, .votes = votes };
+	memset(stable.digest, 0xc4, PBFT_DIGEST);
+	for (unsigned i = 0; i < signers; i++) {
+		replicas[i] = (uint16_t)(signers - 1 - i); /* any order */
+		votes[i].seq = seq;
+		memcpy(votes[i].digest, stable.digest, PBFT_DIGEST);
+		votes[i].sig_len = 64;
+		memset(votes[i].sig, 0x30 + i, 64);
+	}
+	uint8_t *blob;
+	size_t blob_len;
+	if (oskr__pbft_resume_encode(n, f, interval, &stable, state,
+				     prefix_len, &blob, &blob_len)) {
+		fprintf(stderr, "pbft_resume: cannot encode %s\n", name);
+		exit(1);
+	}
+	/* header 14, seq and digest 40, proof count 1, first pair 67 */
+	static const size_t cuts[] = { 10, 60, 100, (size_t)-1 };
+	write_with_cuts("pbft_resume", name, blob, blob_len, cuts,
+			sizeof(cuts) / sizeof(cuts[0]));
+	free(blob);
+}
+
+static void seeds_pbft_resume(void)
+{
+	pbft_resume_seed("n4_quorum", 4, 1, 100, 200, 0, 3);
+	pbft_resume_seed("n4_clients", 4, 1, 100, 100, 2, 4);
+	pbft_resume_seed("n7_interval10", 7, 2, 10, 30, 1, 5);
+	/* The checkpoint state itself (oskr__pbft_state_split). */
+	uint8_t state[1024];
+	size_t state_len = pbft_state(state, sizeof(state), 300, 2);
+	write_seed("pbft_resume", "state", state, state_len);
+}
+#endif
+
+#ifdef HAVE_HOTSTUFF_RESUME
+/* The blob durable.c hands to checkpoint_stable after executing a block:
+ * the block (its digest the real SHA-256, as the host's digest), a QC of
+ * @p signers votes for it, and a client table of @p clients (requests.c:
+ * count, then id, number, has_result, result_len, result). */
+static void hs_resume_seed(const char *name, uint32_t n, uint32_t f,
+			   unsigned signers, unsigned clients)
+{
+	struct oskr__hs_block *b = calloc(1, sizeof(*b) + 1024);
+	if (!b)
+		exit(1);
+	b->raw_len = hs_block(b->raw, 1024, 2);
+	b->height = 2; /* as hs_block writes it, in view 2 */
+	unsigned len;
+	if (!EVP_Digest(b->raw, b->raw_len, b->digest, &len, EVP_sha256(),
+			NULL))
+		exit(1);
+
+	uint8_t qc[1024], sig[64];
+	uint16_t replicas[OSKR__HS_MAX_REPLICAS];
+	const uint8_t *sigs[OSKR__HS_MAX_REPLICAS];
+	uint8_t lens[OSKR__HS_MAX_REPLICAS];
+	memset(sig, 0x6b, sizeof(sig));
+	for (unsigned i = 0; i < signers; i++) {
+		replicas[i] = (uint16_t)i;
+		sigs[i] = sig;
+		lens[i] = sizeof(sig);
+	}
+	struct oskr__hs_writer w;
+	oskr__hs_writer_init(&w, qc, sizeof(qc));
+	oskr__hs_put_qc(&w, 2, b->digest, (uint16_t)signers, replicas, sigs,
+			lens);
+	size_t qc_len = w.len;
+
+	uint8_t table[256];
+	oskr__hs_writer_init(&w, table, sizeof(table));
+	oskr__hs_put_u32(&w, clients);
+	for (unsigned i = 0; i < clients; i++) {
+		oskr__hs_put_u64(&w, 100 + i);
+		oskr__hs_put_u64(&w, 3 + i);
+		oskr__hs_put_u8(&w, i & 1);
+		oskr__hs_put_u32(&w, (i & 1) ? 2 : 0);
+		if (i & 1)
+			oskr__hs_put_bytes(&w, "\x00v", 2);
+	}
+	if (w.overflow)
+		exit(1);
+
+	uint8_t *blob;
+	size_t blob_len;
+	if (oskr__hs_resume_encode(n, f, 128, 7, b, qc, qc_len, table, w.len,
+				   &blob, &blob_len)) {
+		fprintf(stderr, "hotstuff_resume: cannot encode %s\n", name);
+		exit(1);
+	}
+	/* header 10, counters and digest 56, inside the block, the QC */
+	static const size_t cuts[] = { 8, 60, 120, (size_t)-1 };
+	write_with_cuts("hotstuff_resume", name, blob, blob_len, cuts,
+			sizeof(cuts) / sizeof(cuts[0]));
+	free(blob);
+	free(b);
+}
+
+static void seeds_hotstuff_resume(void)
+{
+	hs_resume_seed("n4_quorum", 4, 1, 3, 0);
+	hs_resume_seed("n4_clients", 4, 1, 4, 3);
+	hs_resume_seed("n7", 7, 2, 5, 1);
+}
+#endif
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -600,6 +836,12 @@ int main(int argc, char **argv)
 #endif
 #ifdef HAVE_HOTSTUFF
 	seeds_hotstuff();
+#endif
+#ifdef HAVE_PBFT_RESUME
+	seeds_pbft_resume();
+#endif
+#ifdef HAVE_HOTSTUFF_RESUME
+	seeds_hotstuff_resume();
 #endif
 	return 0;
 }

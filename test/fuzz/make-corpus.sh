@@ -21,6 +21,16 @@ if [ -f plugins/hotstuff/codec.c ]; then
 	srcs+=(plugins/hotstuff/codec.c)
 	defs+=(-DHAVE_HOTSTUFF)
 fi
+# The durable-checkpoint blobs (their targets link durable_codec.c and
+# the plugin's codec.c).
+if [ -f plugins/pbft/durable_codec.c ] && [ -f plugins/pbft/codec.c ]; then
+	srcs+=(plugins/pbft/durable_codec.c)
+	defs+=(-DHAVE_PBFT_RESUME)
+fi
+if [ -f plugins/hotstuff/durable_codec.c ] && [ -f plugins/hotstuff/codec.c ]; then
+	srcs+=(plugins/hotstuff/durable_codec.c)
+	defs+=(-DHAVE_HOTSTUFF_RESUME)
+fi
 "$cc" -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Iinclude -I. \
 	"${defs[@]}" -o "$tmp/gen_corpus" "${srcs[@]}" \
 	$(pkg-config --cflags --libs libcrypto)

@@ -8,7 +8,9 @@
 #
 # New inputs the fuzzer finds go to BUILD/fuzz/corpus/<target>/ (kept
 # between runs, not checked in; FUZZ_WORK_DIR=DIR puts them in
-# DIR/<target>/ instead); test/fuzz/corpus/<target>/ is only read.
+# DIR/<target>/ instead, and the logs in DIR/logs/ so that a smoke run
+# does not overwrite the log a longer run is about to read its counts
+# from); test/fuzz/corpus/<target>/ is only read.
 set -u
 build=${1:?BUILD}
 seconds=${2:?SECONDS}
@@ -21,14 +23,16 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 [ ${#targets[@]} -gt 0 ] || { echo "fuzz: no targets built in $build/fuzz" >&2; exit 1; }
 
-mkdir -p "$build/fuzz/artifacts" "$build/fuzz/logs"
+logs=$build/fuzz/logs
+[ -z "${FUZZ_WORK_DIR:-}" ] || logs=$FUZZ_WORK_DIR/logs
+mkdir -p "$build/fuzz/artifacts" "$logs"
 failed=0
 printf '%-20s %12s %10s %8s %8s  %s\n' target execs execs/s corpus rss_mb result
 for target in "${targets[@]}"; do
 	bin=$build/fuzz/fuzz_$target
 	seeds=test/fuzz/corpus/$target
 	work=${FUZZ_WORK_DIR:-$build/fuzz/corpus}/$target
-	log=$build/fuzz/logs/$target.log
+	log=$logs/$target.log
 	if [ ! -x "$bin" ]; then
 		printf '%-20s %s\n' "$target" "not built"
 		failed=1

@@ -4,7 +4,7 @@
 # fixed, is replayed, then a couple of seconds of fresh fuzzing (into a
 # temporary corpus, so the run does not grow with earlier ones). Fails on
 # any crash, leak, UBSan report or broken property. About 25 s in all
-# (OSKR_FUZZ_SMOKE_SECONDS sets the total fuzzing budget, default 16; each
+# (OSKR_FUZZ_SMOKE_SECONDS sets the total fuzzing budget, default 20; each
 # target also takes about a second to start and stop).
 #
 # Skipped, with the reason printed, when clang is not installed (scripts/
@@ -32,6 +32,8 @@ for src in test/fuzz/fuzz_*.c; do
 	case $name in
 	pbft_codec) [ -f plugins/pbft/codec.c ] || continue ;;
 	hotstuff_codec) [ -f plugins/hotstuff/codec.c ] || continue ;;
+	pbft_resume) [ -f plugins/pbft/durable_codec.c ] || continue ;;
+	hotstuff_resume) [ -f plugins/hotstuff/durable_codec.c ] || continue ;;
 	snapshot_file) [ -f daemon/snapshot_store.c ] || continue ;;
 	esac
 	[ -x "$build/fuzz/fuzz_$name" ] || {
@@ -40,7 +42,7 @@ for src in test/fuzz/fuzz_*.c; do
 	}
 done
 
-budget=${OSKR_FUZZ_SMOKE_SECONDS:-16}
+budget=${OSKR_FUZZ_SMOKE_SECONDS:-20}
 per_target=$((budget / ${#targets[@]}))
 [ $per_target -ge 1 ] || per_target=1
 work=$(mktemp -d /tmp/oskr-fuzz-smoke.XXXXXX)
