@@ -199,13 +199,15 @@ static void reload_config(const struct options *o,
 	if (fresh->replica_count != running->replica_count ||
 	    fresh->fault_count != running->fault_count ||
 	    fresh->workers != running->workers ||
+	    fresh->inline_receive != running->inline_receive ||
 	    fresh->transport != running->transport ||
 	    strcmp(fresh->app ? fresh->app : "",
 		   running->app ? running->app : "") != 0)
 		restart = true;
 	if (restart)
 		OSKR_WARN("reload: %s changes cluster, protocol, app, "
-			  "transport or workers: those apply only after a "
+			  "transport, workers or inline_receive: those apply "
+			  "only after a "
 			  "restart",
 			  o->config_path);
 	else
