@@ -981,6 +981,9 @@ static int load_daemon_settings(struct yaml_load *load,
 	if (!rc)
 		rc = read_u32(root, "max_timers", 16, 1u << 24, 65536,
 			      &config->max_timers, err);
+	if (!rc)
+		rc = oskr__conf_read_bool(root, "inline_receive", true,
+					  &config->inline_receive, err);
 	if (rc)
 		return rc;
 	if (config->ring_size & (config->ring_size - 1)) {
@@ -1046,7 +1049,8 @@ static int load_yaml(struct oskr_config *config, const char *file,
 	static const char *const keys[] = {
 		"cluster",   "replica",	  "protocol",	    "app",
 		"transport", "workers",	  "cores",	    "ring_size",
-		"max_timers", "control_socket", "state_dir", "snapshot",
+		"max_timers", "inline_receive", "control_socket", "state_dir",
+		"snapshot",
 		"log_level", NULL,
 	};
 	int rc = oskr__conf_parse(file, text, len, &config->root, err);

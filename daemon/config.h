@@ -180,6 +180,9 @@ struct oskr_config {
 	size_t core_count;
 	uint32_t ring_size; /* stage queue slots, power of two, default 65536 */
 	uint32_t max_timers; /* timers armed at once per replica, default 65536 */
+	/* An rx thread runs a message's tasks itself when every worker
+	 * sleeps (oskr__stage_submit_stateless_inline); default true. */
+	bool inline_receive;
 
 	char *control_socket; /* NULL = none */
 	char *state_dir; /* NULL = none */

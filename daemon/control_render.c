@@ -255,6 +255,10 @@ static const char *counter_help(const char *name)
 		{"stage_stateful_run", "Stateful stage tasks run."},
 		{"stage_rejected_full",
 		 "Stage tasks refused because a queue was full."},
+		{"stage_inline_runs",
+		 "Times an rx thread ran a message's tasks itself on an idle pool."},
+		{"stage_inline_tasks",
+		 "Stage tasks run inline by rx threads (included in the run counts)."},
 		{"snapshots_written",
 		 "Application snapshots written to the state directory."},
 		{"snapshot_failures",
@@ -748,6 +752,8 @@ void oskr__control_render_config(struct oskr__text *out,
 		oskr__text_printf(out, "cores: none\n");
 	}
 	oskr__text_printf(out, "ring_size: %" PRIu32 "\n", c->ring_size);
+	oskr__text_printf(out, "inline_receive: %s\n",
+			  c->inline_receive ? "true" : "false");
 	char *socket_path = c->control_socket
 				    ? oskr__expand_replica_id(c->control_socket,
 							      replica_id)

@@ -199,6 +199,7 @@ static void reload_config(const struct options *o,
 	if (fresh->replica_count != running->replica_count ||
 	    fresh->fault_count != running->fault_count ||
 	    fresh->workers != running->workers ||
+	    fresh->inline_receive != running->inline_receive ||
 	    fresh->transport != running->transport ||
 	    strcmp(fresh->app ? fresh->app : "",
 		   running->app ? running->app : "") != 0)
@@ -210,8 +211,8 @@ static void reload_config(const struct options *o,
 		restart = true;
 	if (restart)
 		OSKR_WARN("reload: %s changes cluster, protocol, app, "
-			  "transport, workers, state_dir or snapshot: those "
-			  "apply only after a restart",
+			  "transport, workers, inline_receive, state_dir or "
+			  "snapshot: those apply only after a restart",
 			  o->config_path);
 	else
 		OSKR_INFO("reload: %s re-read", o->config_path);

@@ -81,6 +81,7 @@ struct oskr_replica {
 	int init_rc;
 
 	atomic_bool receiving;
+	bool inline_receive; /* config: rx threads may run tasks inline */
 	/* Set once replica_fini returned: the SDK promises no callback after
 	 * fini, but stateless tasks queued before the stop may still be in
 	 * the ring (and may submit more); they are discarded, not run. */
@@ -656,8 +657,14 @@ static void deliver(void *arg, struct oskr_buf *buf,
 	struct oskr__buf *inner = oskr__buf_from_pub(buf);
 	inner->from = *from;
 	inner->from_replica = from_replica;
-	if (oskr__stage_submit_stateless(r->stage, receive_task, r, buf,
-					 NULL) < 0) {
+	/* On an idle pool the rx thread runs the message to completion
+	 * itself (docs/stage.md, "Inline execution"). */
+	int rc = r->inline_receive
+			 ? oskr__stage_submit_stateless_inline(
+				   r->stage, receive_task, r, buf, NULL)
+			 : oskr__stage_submit_stateless(r->stage, receive_task,
+							r, buf, NULL);
+	if (rc < 0) {
 		oskr__counters_add(&r->counters, "drop_stage_full", 1);
 		oskr__buf_release(buf);
 	}
@@ -1027,6 +1034,7 @@ int oskr__replica_create(struct oskr_replica **out,
 		goto err_durable;
 	}
 	r->tx_slots = config->workers + 1;
+	r->inline_receive = config->inline_receive;
 	rc = r->tops->open(&r->transport, config, (int32_t)replica_id,
 			   r->tx_slots, err);
 	if (rc < 0)
@@ -1221,6 +1229,9 @@ void oskr__replica_counters(struct oskr_replica *r,
 	visit(arg, "stage_stateless_run", ss.stateless_run);
 	visit(arg, "stage_stateful_run", ss.stateful_run);
 	visit(arg, "stage_rejected_full", ss.rejected_full);
+	visit(arg, "stage_inline_runs", ss.inline_runs);
+	visit(arg, "stage_inline_tasks",
+	      ss.inline_stateless_run + ss.inline_stateful_run);
 }
 
 /* ---- operations (docs/operations.md) ---- */

@@ -113,6 +113,10 @@ struct oskr_stage {
 	atomic_bool wake_pending; /* a signal is on its way to a sleeper */
 	_Alignas(64) atomic_long drain_budget;
 	_Atomic uint64_t rejected_full;
+	/* Tasks run inline by outside threads, and how often they ran one;
+	 * several rx threads may add at once: atomic adds. */
+	_Atomic uint64_t inline_stateless_run, inline_stateful_run;
+	_Atomic uint64_t inline_runs;
 
 	struct stage_task *stateless_buf, *stateful_buf;
 	struct stage_worker *workers;
@@ -131,6 +135,9 @@ struct oskr_stage {
 static _Thread_local struct oskr_stage *tls_stage;
 static _Thread_local int tls_worker_index = -1;
 static _Thread_local bool tls_in_stateful;
+/* Set while an outside thread runs tasks inline: what those tasks submit
+ * is queued without waking a worker, because this thread runs it next. */
+static _Thread_local bool tls_inline;
 
 int oskr__stage_worker_index(void)
 {
@@ -316,32 +323,34 @@ static bool stage_dequeue_stateful(struct oskr_stage *stage,
 }
 
 static unsigned stage_run_stateful(struct oskr_stage *stage,
-				   struct stage_worker *worker)
+				   struct stage_worker *worker,
+				   unsigned max_batch)
 {
 	struct stage_task task;
 	unsigned ran = 0;
 
-	/* At most two rounds: the second only picks up a task enqueued
-	 * between our last empty dequeue and the token release, which its
-	 * producer's worker saw as "token held" and left to us. */
+	/* At most two rounds, together at most max_batch tasks: the second
+	 * only picks up a task enqueued between our last empty dequeue and
+	 * the token release, which its producer's worker saw as "token
+	 * held" and left to us. */
 	for (int round = 0; round < 2; round++) {
-		unsigned batch = 0;
+		unsigned batch = ran;
 
 		if (stage_ring_empty(&stage->stateful_ring))
 			break;
 		if (!stage_token_try_take(stage))
 			break;
 		tls_in_stateful = true;
-		while (batch < STAGE_STATEFUL_BATCH &&
+		while (batch < max_batch &&
 		       stage_dequeue_stateful(stage, &task)) {
 			task.fn(task.a, task.b, task.c);
 			batch++;
 		}
 		tls_in_stateful = false;
 		stage_token_release(stage);
-		counter_bump(&worker->stateful_run, batch);
-		ran += batch;
-		if (batch == STAGE_STATEFUL_BATCH)
+		counter_bump(&worker->stateful_run, batch - ran);
+		ran = batch;
+		if (batch == max_batch)
 			break; /* let stateless work through first */
 	}
 	return ran;
@@ -480,7 +489,7 @@ static void *stage_worker_main(void *arg)
 		counter_bump(&worker->heartbeat, 1);
 		/* Stateful first (it is the serial bottleneck), then one
 		 * stateless task even if the token holder could go on. */
-		ran = stage_run_stateful(stage, worker);
+		ran = stage_run_stateful(stage, worker, STAGE_STATEFUL_BATCH);
 		if (stage_run_one_stateless(stage, worker))
 			ran++;
 		if (ran) {
@@ -690,7 +699,7 @@ static int stage_submit(struct oskr_stage *stage, struct ck_ring *ring,
 	stage_tsan_hide_begin();
 	queued = stage_ring_enqueue(ring, buffer, &task);
 	stage_tsan_hide_end();
-	if (queued)
+	if (queued && !tls_inline)
 		stage_wake_one(stage);
 	stage_gate_leave(stage, from_worker);
 	if (!queued) {
@@ -715,6 +724,73 @@ int oskr__stage_submit_stateful(struct oskr_stage *stage, oskr__stage_fn fn,
 			    fn, a, b, c);
 }
 
+/*
+ * Run to completion on an idle pool. Waking a sleeping worker costs a
+ * futex wake, a context switch and, on a machine with as many busy
+ * threads as cores, a wait for a CPU: on an idle replica that is most of
+ * a request's round trip (docs/stage.md, "Inline execution"). When every
+ * worker sleeps, the submitting thread therefore runs the task itself,
+ * and then what that task submitted (the stateful half of a request),
+ * through the rings as usual, so the stateful FIFO order and the state
+ * token rules are exactly those of a worker. It wakes a worker as soon as
+ * more stateless work is queued than it can take, and when it returns
+ * with work left (budget spent, or the token held by a worker).
+ */
+static void stage_run_inline(struct oskr_stage *stage)
+{
+	struct stage_worker counters = { .stage = stage };
+	unsigned ran_total = 0;
+
+	while (ran_total < OSKR_STAGE_INLINE_BUDGET) {
+		unsigned ran = stage_run_stateful(
+			stage, &counters, OSKR_STAGE_INLINE_BUDGET - ran_total);
+
+		if (ran_total + ran < OSKR_STAGE_INLINE_BUDGET &&
+		    stage_run_one_stateless(stage, &counters))
+			ran++;
+		if (!ran)
+			break;
+		ran_total += ran;
+		if (ck_ring_size(&stage->stateless_ring) > 1)
+			stage_wake_one(stage);
+	}
+	if (stage_has_work(stage))
+		stage_wake_one(stage);
+	atomic_fetch_add_explicit(&stage->inline_stateless_run,
+				  atomic_load_explicit(&counters.stateless_run,
+						       memory_order_relaxed),
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&stage->inline_stateful_run,
+				  atomic_load_explicit(&counters.stateful_run,
+						       memory_order_relaxed),
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&stage->inline_runs, 1,
+				  memory_order_relaxed);
+}
+
+int oskr__stage_submit_stateless_inline(struct oskr_stage *stage,
+					oskr__stage_fn fn, void *a, void *b,
+					void *c)
+{
+	int err;
+
+	/* Workers and nested calls submit normally; so does everyone while
+	 * a worker is awake (it takes the task within its spin) or once
+	 * stop() has begun (the workers drain; an rx thread must not). */
+	if (tls_stage == stage || tls_inline ||
+	    atomic_load_explicit(&stage->sleepers, memory_order_relaxed) <
+		    stage->worker_count ||
+	    atomic_load_explicit(&stage->gate, memory_order_relaxed) &
+		    STAGE_GATE_CLOSED)
+		return oskr__stage_submit_stateless(stage, fn, a, b, c);
+	tls_inline = true;
+	err = oskr__stage_submit_stateless(stage, fn, a, b, c);
+	if (!err)
+		stage_run_inline(stage);
+	tls_inline = false;
+	return err;
+}
+
 void oskr__stage_stats(struct oskr_stage *stage, struct oskr_stage_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -732,4 +808,14 @@ void oskr__stage_stats(struct oskr_stage *stage, struct oskr_stage_stats *out)
 	out->stateful_queued = ck_ring_size(&stage->stateful_ring);
 	out->rejected_full = atomic_load_explicit(&stage->rejected_full,
 						  memory_order_relaxed);
+	out->inline_stateless_run = atomic_load_explicit(
+		&stage->inline_stateless_run, memory_order_relaxed);
+	out->inline_stateful_run = atomic_load_explicit(
+		&stage->inline_stateful_run, memory_order_relaxed);
+	out->inline_runs = atomic_load_explicit(&stage->inline_runs,
+						memory_order_relaxed);
+	out->sleeping = atomic_load_explicit(&stage->sleepers,
+					     memory_order_relaxed);
+	out->stateless_run += out->inline_stateless_run;
+	out->stateful_run += out->inline_stateful_run;
 }

@@ -52,6 +52,24 @@ int oskr__stage_submit_stateless(struct oskr_stage *stage, oskr__stage_fn fn,
 int oskr__stage_submit_stateful(struct oskr_stage *stage, oskr__stage_fn fn,
 				void *a, void *b, void *c);
 
+/* Tasks an outside thread runs inline (oskr__stage_submit_stateless_inline)
+ * before it hands the rest to the workers and returns to its own job: a
+ * request on an idle replica is two or three tasks (receive, execute,
+ * maybe a signature), so this is a whole request with room to spare, and
+ * an rx thread never stops polling for long. */
+#define OSKR_STAGE_INLINE_BUDGET 8u
+
+/**
+ * Submit a stateless task from a thread outside the pool (a transport's
+ * rx thread). When every worker sleeps, the calling thread runs the task
+ * itself, and then the tasks it submitted (a bounded number), instead of
+ * waking a worker: run to completion on an idle replica. Otherwise, and
+ * when called from a worker, the same as oskr__stage_submit_stateless.
+ * Same return values.
+ */
+int oskr__stage_submit_stateless_inline(struct oskr_stage *stage,
+					oskr__stage_fn fn, void *a, void *b,
+					void *c);
 /** Index of the calling worker in [0, workers), or -1 on other threads. */
 int oskr__stage_worker_index(void);
 /** True while the calling thread runs a stateful task. */
@@ -61,6 +79,11 @@ struct oskr_stage_stats {
 	uint64_t stateless_run, stateful_run;
 	uint64_t stateless_queued, stateful_queued; /* current depths */
 	uint64_t rejected_full;
+	/* Of the runs above, those by outside threads inline, and how many
+	 * times such a thread ran tasks. */
+	uint64_t inline_stateless_run, inline_stateful_run, inline_runs;
+	/* Workers asleep right now (waiting for a wake-up). */
+	uint64_t sleeping;
 	/* Worker liveness: bumped by every worker loop iteration and sleep
 	 * wake-up; a watchdog sees it advance. */
 	uint64_t heartbeat;

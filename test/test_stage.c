@@ -3,6 +3,7 @@
  * parallel stateless tasks, full rings, stop/drain, hooks. */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -722,6 +723,328 @@ START_TEST(test_pinning_failure_is_harmless)
 }
 END_TEST
 
+/* ---- inline execution on an idle pool (oskr__stage_submit_stateless_inline) ---- */
+
+/* Waits (bounded) until every worker of @p stage sleeps. */
+static void wait_all_asleep(struct oskr_stage *stage, unsigned workers)
+{
+	uint64_t deadline = now_ns() + WAIT_BOUND_NS;
+	struct oskr_stage_stats stats;
+
+	do {
+		oskr__stage_stats(stage, &stats);
+		if (stats.sleeping == workers)
+			return;
+		nap();
+	} while (now_ns() < deadline);
+	ck_abort_msg("workers never went to sleep (%" PRIu64 " of %u)",
+		     stats.sleeping, workers);
+}
+
+struct inline_probe {
+	struct oskr_stage *stage;
+	pthread_t caller;
+	atomic_int stateless_on_caller, stateless_elsewhere;
+	atomic_int stateful_on_caller, stateful_elsewhere, stateful_not_exclusive;
+	atomic_int worker_index_seen;
+};
+
+static void probe_stateful(void *a, void *b, void *c)
+{
+	struct inline_probe *p = a;
+
+	if (!oskr__stage_in_stateful())
+		atomic_fetch_add(&p->stateful_not_exclusive, 1);
+	if (pthread_equal(pthread_self(), p->caller))
+		atomic_fetch_add(&p->stateful_on_caller, 1);
+	else
+		atomic_fetch_add(&p->stateful_elsewhere, 1);
+}
+
+/* The stateless half of a "request": it submits the stateful half, as
+ * a plugin's receive does. */
+static void probe_stateless(void *a, void *b, void *c)
+{
+	struct inline_probe *p = a;
+
+	atomic_store(&p->worker_index_seen, oskr__stage_worker_index());
+	if (pthread_equal(pthread_self(), p->caller))
+		atomic_fetch_add(&p->stateless_on_caller, 1);
+	else
+		atomic_fetch_add(&p->stateless_elsewhere, 1);
+	ck_assert_int_eq(oskr__stage_submit_stateful(p->stage, probe_stateful,
+						     p, NULL, NULL),
+			 0);
+}
+
+/* Every worker asleep: the caller runs the task and the stateful task it
+ * submitted before submit returns, and no worker is involved. A worker
+ * wakes on its own now and then (the 5 ms safety net); a submission that
+ * meets one awake is queued instead, so the test tries until it has seen
+ * three inline runs (each attempt checked), within a bound. */
+START_TEST(test_inline_runs_to_completion_when_idle)
+{
+	static struct inline_probe p;
+	struct oskr_stage *stage = make_stage(2, 64);
+	struct oskr_stage_stats stats;
+
+	memset(&p, 0, sizeof(p));
+	p.stage = stage;
+	p.caller = pthread_self();
+	ck_assert_int_eq(oskr__stage_start(stage), 0);
+	int inline_rounds = 0, attempts = 0;
+	for (; attempts < 50 && inline_rounds < 3; attempts++) {
+		int before = atomic_load(&p.stateless_on_caller);
+		int elsewhere = atomic_load(&p.stateful_elsewhere);
+
+		wait_all_asleep(stage, 2);
+		ck_assert_int_eq(oskr__stage_submit_stateless_inline(
+					 stage, probe_stateless, &p, NULL, NULL),
+				 0);
+		if (atomic_load(&p.stateless_on_caller) == before) {
+			/* Met a worker awake: it was queued; let it finish. */
+			uint64_t deadline = now_ns() + WAIT_BOUND_NS;
+			while (atomic_load(&p.stateful_elsewhere) == elsewhere &&
+			       now_ns() < deadline)
+				nap();
+			continue;
+		}
+		inline_rounds++;
+		/* No waiting: both halves ran inside the call, on it. */
+		ck_assert_int_eq(atomic_load(&p.stateless_on_caller),
+				 inline_rounds);
+		ck_assert_int_eq(atomic_load(&p.stateful_on_caller),
+				 inline_rounds);
+		ck_assert_int_eq(atomic_load(&p.worker_index_seen), -1);
+	}
+	ck_assert_int_eq(inline_rounds, 3);
+	ck_assert_int_eq(atomic_load(&p.stateful_not_exclusive), 0);
+	oskr__stage_stats(stage, &stats);
+	ck_assert_uint_eq(stats.inline_runs, 3);
+	ck_assert_uint_eq(stats.inline_stateless_run, 3);
+	ck_assert_uint_eq(stats.inline_stateful_run, 3);
+	ck_assert_uint_eq(stats.stateless_run, (uint64_t)attempts);
+	ck_assert_uint_eq(stats.stateful_run, (uint64_t)attempts);
+	oskr__stage_free(stage);
+}
+END_TEST
+
+static atomic_int blocker_release, blocker_running;
+
+static void blocker_task(void *a, void *b, void *c)
+{
+	uint64_t deadline = now_ns() + WAIT_BOUND_NS;
+
+	atomic_store(&blocker_running, 1);
+	while (!atomic_load(&blocker_release) && now_ns() < deadline)
+		nap();
+}
+
+/* A worker is awake (busy): the task is queued for the workers, the
+ * caller does not run it. */
+START_TEST(test_inline_queues_when_a_worker_is_awake)
+{
+	static struct inline_probe p;
+	struct oskr_stage *stage = make_stage(2, 64);
+	struct oskr_stage_stats stats;
+	uint64_t deadline;
+
+	memset(&p, 0, sizeof(p));
+	p.stage = stage;
+	p.caller = pthread_self();
+	atomic_store(&blocker_release, 0);
+	atomic_store(&blocker_running, 0);
+	ck_assert_int_eq(oskr__stage_start(stage), 0);
+	ck_assert_int_eq(oskr__stage_submit_stateless(stage, blocker_task,
+						      NULL, NULL, NULL),
+			 0);
+	deadline = now_ns() + WAIT_BOUND_NS;
+	while (!atomic_load(&blocker_running) && now_ns() < deadline)
+		nap();
+	ck_assert(atomic_load(&blocker_running));
+	ck_assert_int_eq(oskr__stage_submit_stateless_inline(
+				 stage, probe_stateless, &p, NULL, NULL),
+			 0);
+	ck_assert_int_eq(atomic_load(&p.stateless_on_caller), 0);
+	atomic_store(&blocker_release, 1);
+	deadline = now_ns() + WAIT_BOUND_NS;
+	while (atomic_load(&p.stateful_elsewhere) < 1 && now_ns() < deadline)
+		nap();
+	ck_assert_int_eq(atomic_load(&p.stateless_elsewhere), 1);
+	ck_assert_int_eq(atomic_load(&p.stateful_elsewhere), 1);
+	ck_assert_int_ge(atomic_load(&p.worker_index_seen), 0);
+	oskr__stage_stats(stage, &stats);
+	ck_assert_uint_eq(stats.inline_runs, 0);
+	oskr__stage_free(stage);
+}
+END_TEST
+
+/* A chain longer than the inline budget: the caller hands the rest to
+ * the workers; every link runs exactly once and in order. */
+#define CHAIN_LENGTH 500
+static atomic_int chain_next, chain_wrong;
+static struct oskr_stage *chain_stage;
+
+static void chain_link(void *a, void *b, void *c)
+{
+	intptr_t index = (intptr_t)a;
+
+	if (atomic_load(&chain_next) != index || !oskr__stage_in_stateful())
+		atomic_fetch_add(&chain_wrong, 1);
+	atomic_store(&chain_next, (int)index + 1);
+	if (index + 1 < CHAIN_LENGTH)
+		ck_assert_int_eq(oskr__stage_submit_stateful(
+					 chain_stage, chain_link,
+					 (void *)(index + 1), NULL, NULL),
+				 0);
+}
+
+static void chain_start(void *a, void *b, void *c)
+{
+	ck_assert_int_eq(oskr__stage_submit_stateful(chain_stage, chain_link,
+						     (void *)0, NULL, NULL),
+			 0);
+}
+
+START_TEST(test_inline_hands_long_chains_to_workers)
+{
+	struct oskr_stage_stats stats;
+	int attempt = 0;
+
+	/* As above: retried when the submission met a worker awake. */
+	do {
+		uint64_t deadline;
+
+		chain_stage = make_stage(2, 64);
+		atomic_store(&chain_next, 0);
+		atomic_store(&chain_wrong, 0);
+		ck_assert_int_eq(oskr__stage_start(chain_stage), 0);
+		wait_all_asleep(chain_stage, 2);
+		ck_assert_int_eq(oskr__stage_submit_stateless_inline(
+					 chain_stage, chain_start, NULL, NULL,
+					 NULL),
+				 0);
+		deadline = now_ns() + WAIT_BOUND_NS;
+		while (atomic_load(&chain_next) < CHAIN_LENGTH &&
+		       now_ns() < deadline)
+			nap();
+		/* Every link ran once, in order, exclusively. */
+		ck_assert_int_eq(atomic_load(&chain_next), CHAIN_LENGTH);
+		ck_assert_int_eq(atomic_load(&chain_wrong), 0);
+		oskr__stage_stats(chain_stage, &stats);
+		ck_assert_uint_eq(stats.stateful_run, CHAIN_LENGTH);
+		/* The caller ran at most its budget; the workers the rest. */
+		ck_assert_uint_le(stats.inline_stateless_run +
+					  stats.inline_stateful_run,
+				  OSKR_STAGE_INLINE_BUDGET);
+		oskr__stage_free(chain_stage);
+	} while (stats.inline_runs == 0 && ++attempt < 20);
+	ck_assert_uint_eq(stats.inline_runs, 1);
+	ck_assert_uint_gt(stats.inline_stateful_run, 0);
+}
+END_TEST
+
+/* Inline and queued submissions from several threads at once: stateful
+ * tasks stay exclusive and each producer's stay in its order. */
+#define MIXED_PRODUCERS 3
+#define MIXED_EACH 3000
+struct mixed {
+	struct oskr_stage *stage;
+	atomic_int in_stateful, overlap, out_of_order;
+	int last[MIXED_PRODUCERS]; /* only touched in stateful tasks */
+	atomic_int done;
+};
+static struct mixed mixed;
+
+static void mixed_stateful(void *a, void *b, void *c)
+{
+	intptr_t producer = (intptr_t)a, seq = (intptr_t)b;
+
+	if (atomic_fetch_add(&mixed.in_stateful, 1) != 0)
+		atomic_fetch_add(&mixed.overlap, 1);
+	if (mixed.last[producer] + 1 != seq)
+		atomic_fetch_add(&mixed.out_of_order, 1);
+	mixed.last[producer] = (int)seq;
+	atomic_fetch_sub(&mixed.in_stateful, 1);
+	atomic_fetch_add(&mixed.done, 1);
+}
+
+static void mixed_stateless(void *a, void *b, void *c)
+{
+	atomic_fetch_add(&mixed.done, 1);
+}
+
+static void *mixed_producer(void *arg)
+{
+	intptr_t producer = (intptr_t)arg;
+	uint64_t deadline = now_ns() + WAIT_BOUND_NS;
+
+	for (intptr_t seq = 1; seq <= MIXED_EACH; seq++) {
+		while (oskr__stage_submit_stateful(mixed.stage, mixed_stateful,
+						   (void *)producer,
+						   (void *)seq, NULL) == -EAGAIN &&
+		       now_ns() < deadline)
+			sched_yield();
+		while (oskr__stage_submit_stateless_inline(
+			       mixed.stage, mixed_stateless, NULL, NULL,
+			       NULL) == -EAGAIN &&
+		       now_ns() < deadline)
+			sched_yield();
+		if (seq % 64 == 0)
+			nap(); /* let the workers fall asleep now and then */
+	}
+	return NULL;
+}
+
+START_TEST(test_inline_keeps_stateful_order_and_exclusion)
+{
+	pthread_t threads[MIXED_PRODUCERS];
+	struct oskr_stage_stats stats;
+
+	memset(&mixed, 0, sizeof(mixed));
+	mixed.stage = make_stage(2, 1024);
+	ck_assert_int_eq(oskr__stage_start(mixed.stage), 0);
+	for (intptr_t i = 0; i < MIXED_PRODUCERS; i++)
+		ck_assert_int_eq(pthread_create(&threads[i], NULL,
+						mixed_producer, (void *)i),
+				 0);
+	for (int i = 0; i < MIXED_PRODUCERS; i++)
+		pthread_join(threads[i], NULL);
+	oskr__stage_stop(mixed.stage);
+	ck_assert_int_eq(atomic_load(&mixed.done),
+			 2 * MIXED_PRODUCERS * MIXED_EACH);
+	ck_assert_int_eq(atomic_load(&mixed.overlap), 0);
+	ck_assert_int_eq(atomic_load(&mixed.out_of_order), 0);
+	for (int i = 0; i < MIXED_PRODUCERS; i++)
+		ck_assert_int_eq(mixed.last[i], MIXED_EACH);
+	oskr__stage_stats(mixed.stage, &stats);
+	ck_assert_uint_eq(stats.stateful_run, MIXED_PRODUCERS * MIXED_EACH);
+	oskr__stage_free(mixed.stage);
+}
+END_TEST
+
+static atomic_int after_stop_ran;
+
+static void after_stop_task(void *a, void *b, void *c)
+{
+	atomic_fetch_add(&after_stop_ran, 1);
+}
+
+START_TEST(test_inline_refused_after_stop)
+{
+	struct oskr_stage *stage = make_stage(1, 64);
+
+	atomic_store(&after_stop_ran, 0);
+	ck_assert_int_eq(oskr__stage_start(stage), 0);
+	oskr__stage_stop(stage);
+	ck_assert_int_eq(oskr__stage_submit_stateless_inline(
+				 stage, after_stop_task, NULL, NULL, NULL),
+			 -ESHUTDOWN);
+	ck_assert_int_eq(atomic_load(&after_stop_ran), 0);
+	oskr__stage_free(stage);
+}
+END_TEST
+
 static Suite *stage_suite(void)
 {
 	Suite *suite = suite_create("stage");
@@ -738,6 +1061,11 @@ static Suite *stage_suite(void)
 	tcase_add_test(tc, test_stop_drains_then_refuses);
 	tcase_add_test(tc, test_stop_bounds_resubmission);
 	tcase_add_test(tc, test_pinning_failure_is_harmless);
+	tcase_add_test(tc, test_inline_runs_to_completion_when_idle);
+	tcase_add_test(tc, test_inline_queues_when_a_worker_is_awake);
+	tcase_add_test(tc, test_inline_hands_long_chains_to_workers);
+	tcase_add_test(tc, test_inline_keeps_stateful_order_and_exclusion);
+	tcase_add_test(tc, test_inline_refused_after_stop);
 	suite_add_tcase(suite, tc);
 	return suite;
 }
