@@ -491,6 +491,10 @@ static void fill_view(const struct oskr_control_target *t,
 		.snapshot_bytes = d.writer.last_bytes,
 		.snapshot_unix_ms = d.writer.last_unix_ms,
 		.snapshot_duration_ns = d.writer.last_duration_ns,
+		.checkpoints_written = d.writer.checkpoints_written,
+		.checkpoint_op = d.writer.newest_checkpoint_op,
+		.resumed = d.resumed,
+		.resumed_op = d.resumed_op,
 	};
 }
 

@@ -114,6 +114,10 @@ struct oskr_control_view {
 	uint64_t snapshots_written, snapshot_failures, snapshots_superseded;
 	uint64_t snapshot_applied, snapshot_bytes, snapshot_unix_ms;
 	uint64_t snapshot_duration_ns;
+	/* checkpoints (ABI 1.1): written by this process, resumed from */
+	uint64_t checkpoints_written, checkpoint_op;
+	bool resumed;
+	uint64_t resumed_op;
 };
 
 struct oskr_control_counter {

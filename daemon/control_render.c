@@ -178,6 +178,21 @@ void oskr__control_render_status(struct oskr__text *out,
 			  v->snapshots_written);
 	oskr__text_printf(out, "snapshot_failures: %" PRIu64 "\n",
 			  v->snapshot_failures);
+	/* The newest stable checkpoint on disk: written by this process,
+	 * else the one the protocol resumed from. */
+	if (v->checkpoints_written)
+		oskr__text_printf(out, "checkpoint_op: %" PRIu64 "\n",
+				  v->checkpoint_op);
+	else if (v->resumed)
+		oskr__text_printf(out, "checkpoint_op: %" PRIu64 "\n",
+				  v->resumed_op);
+	else
+		oskr__text_printf(out, "checkpoint_op: none\n");
+	if (v->resumed)
+		oskr__text_printf(out, "resumed_from_checkpoint: %" PRIu64 "\n",
+				  v->resumed_op);
+	else
+		oskr__text_printf(out, "resumed_from_checkpoint: none\n");
 }
 
 /* ---- metrics (Prometheus text format 0.0.4) ---- */
@@ -384,6 +399,12 @@ void oskr__control_render_metrics(struct oskr__text *out,
 				"(written or restored by this process).",
 				v->snapshots_written ? v->snapshot_applied
 						     : v->restored_applied);
+		print_u64_gauge(out, "oskr_checkpoint_last_op",
+				"Op number of the newest stable checkpoint on "
+				"disk (written, or resumed from; 0 = none).",
+				v->checkpoints_written
+					? v->checkpoint_op
+					: (v->resumed ? v->resumed_op : 0));
 		print_u64_gauge(out, "oskr_snapshot_last_bytes",
 				"Payload size of the newest snapshot written.",
 				v->snapshot_bytes);

@@ -1255,6 +1255,9 @@ void oskr__replica_durable_status(struct oskr_replica *r,
 		.applied = atomic_load_explicit(&r->applied,
 						memory_order_relaxed),
 		.restored_applied = r->restored_applied,
+		/* set in replica_init, before the control socket answers */
+		.resumed = r->resumed,
+		.resumed_op = r->resumed ? r->restored_meta.checkpoint_op : 0,
 	};
 	if (r->snapshot_writer)
 		oskr__snapshot_writer_stats(r->snapshot_writer, &out->writer);

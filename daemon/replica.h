@@ -61,6 +61,9 @@ struct oskr_replica_durable {
 	 * executed plus restores), continuing from the restored snapshot */
 	uint64_t applied;
 	uint64_t restored_applied; /* of the snapshot restored; 0 = none */
+	/* the checkpoint the protocol resumed from (checkpoint_resume) */
+	bool resumed;
+	uint64_t resumed_op;
 	struct oskr_snapshot_writer_stats writer;
 };
 /** Any thread. */

@@ -848,8 +848,11 @@ static void *writer_main(void *arg)
 			w->stats.last_unix_ms = meta.created_unix_ms;
 			w->stats.last_checkpoint = meta.checkpoint;
 			w->stats.last_checkpoint_op = meta.checkpoint_op;
-			if (meta.checkpoint)
+			if (meta.checkpoint) {
 				w->stats.checkpoints_written++;
+				w->stats.newest_checkpoint_op =
+					meta.checkpoint_op;
+			}
 		} else {
 			w->stats.failed++;
 			/* log the 1st, 2nd, 4th, 8th… failure in a row: a

@@ -180,6 +180,7 @@ struct oskr_snapshot_writer_stats {
 	bool last_checkpoint; /* the newest file written is a checkpoint */
 	uint64_t last_checkpoint_op; /* its op number */
 	uint64_t checkpoints_written; /* of `written` */
+	uint64_t newest_checkpoint_op; /* op of the newest checkpoint written */
 };
 
 /** A writer into @p dir that keeps the @p keep newest files (config

@@ -186,6 +186,13 @@ checkpoint_checks() {
 		op=$(sed 's/.*checkpoint at op \([0-9]*\).*/\1/' <<<"$line")
 		[ "$op" -ge "$executed" ] || fail "replica $id resumed at op $op < $executed"
 		echo "replica $id: ${line#*info: }"
+		# oskrctl status says the same
+		local said
+		said=$(ops_status_value "$cconfig" $id resumed_from_checkpoint)
+		[ "$said" = "$op" ] || fail "replica $id: status resumed_from_checkpoint '$said', log says $op"
+		said=$(ops_status_value "$cconfig" $id checkpoint_op)
+		[[ $said =~ ^[0-9]+$ ]] && [ "$said" -ge "$op" ] ||
+			fail "replica $id: status checkpoint_op '$said' below the resumed $op"
 	done
 	"$kv" -c "$cconfig" check ck 300 || fail "keys lost after kill -9 of every replica"
 	"$kv" -c "$cconfig" put after 50 || fail "the resumed cluster takes no writes"
