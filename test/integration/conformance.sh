@@ -60,6 +60,13 @@ done
 # Restarted (empty) replicas catch up: state transfer / block fetch.
 run pbft-restart "$plugins/pbft.so" -n 4 -f 1 -s 2 -S restart-1,restart-3
 run hotstuff-restart "$plugins/hotstuff.so" -n 4 -f 1 -s 2 -S restart-1,restart-3
+# Crashed replicas restarted from their last durable checkpoint (ABI 1.1)
+# resume there and catch up; small checkpoint intervals so that the kit's
+# short runs declare several.
+run pbft-resume "$plugins/pbft.so" -n 4 -f 1 -s 2 -S resume \
+	--options-yaml 'checkpoint_interval: 10'
+run hotstuff-resume "$plugins/hotstuff.so" -n 4 -f 1 -s 2 -S resume \
+	--options-yaml 'checkpoint_interval: 8'
 
 # The example, built out of tree by its own Makefile (the SDK install
 # path is exercised by sdk_out_of_tree.sh).

@@ -26,11 +26,14 @@ enum oskr__kit_fault {
 	OSKR_KIT_CRASH,         /* crash-stop of one replica, never back */
 	OSKR_KIT_PARTITION,     /* cut one replica off, then heal */
 	OSKR_KIT_RESTART,       /* crash one replica, restart it empty */
+	OSKR_KIT_RESUME,        /* crash one replica, restart it from its last
+				 * declared checkpoint (ABI 1.1; empty when it
+				 * declared none) */
 };
 
 struct oskr__kit_schedule {
 	enum oskr__kit_fault fault;
-	uint32_t replica; /* CRASH, PARTITION, RESTART */
+	uint32_t replica; /* CRASH, PARTITION, RESTART, RESUME */
 	char name[32];    /* "none", "crash-2", ... */
 };
 

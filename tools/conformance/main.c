@@ -6,7 +6,7 @@
  * into the deterministic sim with n replicas and m clients and runs seeded
  * fault schedules against it: a clean network; drops with reordering;
  * duplicates; a crash of each replica; a partition of each replica that
- * then heals (and, on request, a restart of each replica). Each run checks
+ * then heals (and, on request, a restart or resume of each replica). Each run checks
  * safety and liveness (see run.c) and prints one line; a failure prints
  * the reason and the exact command that replays it from its seed. The exit
  * status is 0 when every run passed, 1 when one failed, 2 for a usage
@@ -299,7 +299,8 @@ static int load_protocol_options(struct oskr__kit_options *options)
 
 static bool default_schedule(const struct oskr__kit_schedule *schedule)
 {
-	return schedule->fault != OSKR_KIT_RESTART;
+	return schedule->fault != OSKR_KIT_RESTART &&
+	       schedule->fault != OSKR_KIT_RESUME;
 }
 
 static const char *kind_name(enum oskr__kit_fault fault)
@@ -317,6 +318,8 @@ static const char *kind_name(enum oskr__kit_fault fault)
 		return "partition";
 	case OSKR_KIT_RESTART:
 		return "restart";
+	case OSKR_KIT_RESUME:
+		return "resume";
 	}
 	return "?";
 }

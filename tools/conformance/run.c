@@ -12,7 +12,8 @@
  * heal after --fault-ms or two thirds of the requests. A crash or a
  * partition hits one replica after a third of the requests finished; a
  * partition heals after --fault-ms, a crash never does (crash-stop), a
- * restart brings the replica back empty. During a fault at most two thirds
+ * restart brings the replica back empty, a resume from its last declared
+ * checkpoint (ABI 1.1). During a fault at most two thirds
  * of the requests are issued, so at least a third must finish after the
  * heal: a protocol that only works while the fault lasts is caught too.
  *
@@ -309,6 +310,8 @@ size_t oskr__kit_schedules(const struct oskr__kit_options *options,
 		ADD(OSKR_KIT_PARTITION, r, "partition-%u", r);
 	for (uint32_t r = 0; r < options->replica_count; r++)
 		ADD(OSKR_KIT_RESTART, r, "restart-%u", r);
+	for (uint32_t r = 0; r < options->replica_count; r++)
+		ADD(OSKR_KIT_RESUME, r, "resume-%u", r);
 #undef ADD
 	return count;
 }
@@ -319,6 +322,7 @@ bool oskr__kit_liveness_required(const struct oskr__kit_options *options,
 	switch (schedule->fault) {
 	case OSKR_KIT_CRASH:
 	case OSKR_KIT_RESTART:
+	case OSKR_KIT_RESUME:
 		/* With f = 0 no crash is tolerated by definition. */
 		if (!options->crash_tolerated || options->fault_count == 0)
 			return false;
@@ -416,6 +420,7 @@ static void run_schedule(struct kit_run *run,
 		break;
 	case OSKR_KIT_PARTITION:
 	case OSKR_KIT_RESTART:
+	case OSKR_KIT_RESUME:
 		if (!prefix(run, third))
 			return;
 		result->fault_at_ns = now = oskr_sim_now(run->sim);
@@ -439,7 +444,13 @@ static void run_schedule(struct kit_run *run,
 		if (schedule->fault == OSKR_KIT_PARTITION) {
 			oskr_sim_heal(run->sim);
 		} else {
-			int ret = oskr_sim_restart(run->sim, schedule->replica);
+			/* resume: what a replica restarted by oskrd with a
+			 * state directory gets after a crash */
+			int ret = schedule->fault == OSKR_KIT_RESUME
+					  ? oskr_sim_restart_from_checkpoint(
+						    run->sim, schedule->replica)
+					  : oskr_sim_restart(run->sim,
+							     schedule->replica);
 			if (ret) {
 				fail(run, "replica %u could not restart: "
 					  "replica_init failed (%s)",
