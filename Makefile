@@ -34,13 +34,16 @@ Q := @
 quiet = @printf '  %-7s %s\n'
 endif
 
-DEPS_PKGS := libcrypto yaml-0.1 check ck
+DEPS_PKGS := libcrypto yaml-0.1 check ck libmicrohttpd
 HAVE_DPDK := $(shell $(PKG_CONFIG) --exists libdpdk 2>/dev/null && echo 1)
 
 CRYPTO_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
 CRYPTO_LIBS := $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 YAML_CFLAGS := $(shell $(PKG_CONFIG) --cflags yaml-0.1 2>/dev/null)
 YAML_LIBS := $(shell $(PKG_CONFIG) --libs yaml-0.1 2>/dev/null)
+# libmicrohttpd: oskrd's HTTP /metrics endpoint (daemon/metrics_http.c)
+MHD_CFLAGS := $(shell $(PKG_CONFIG) --cflags libmicrohttpd 2>/dev/null)
+MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 # ck.pc adds -D__x86_64__ which is harmless; the library is header + libck.

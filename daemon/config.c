@@ -271,6 +271,7 @@ void oskr__config_free(struct oskr_config *config)
 	free(config->dpdk.port_name);
 	free(config->cores);
 	free(config->control_socket);
+	free(config->metrics_http);
 	free(config->state_dir);
 	oskr__conf_free(config->root);
 	free(config->file);
@@ -999,6 +1000,35 @@ static int load_daemon_settings(struct yaml_load *load,
 	rc = read_owned_string(root, "control_socket", &config->control_socket,
 			       err);
 	if (!rc)
+		rc = read_owned_string(root, "metrics_http",
+				       &config->metrics_http, err);
+	if (!rc && config->metrics_http) {
+		/* Checked with %i as replica 0: the id may come from -i. */
+		char sample[128];
+		size_t used = 0;
+		for (const char *c = config->metrics_http;
+		     *c && used + 2 < sizeof(sample); c++) {
+			if (c[0] == '%' && c[1] == 'i') {
+				sample[used++] = '0';
+				c++;
+			} else {
+				sample[used++] = *c;
+			}
+		}
+		sample[used] = '\0';
+		struct sockaddr_storage address;
+		socklen_t address_len;
+		bool ok = oskr__parse_ip_port(sample, &address,
+					      &address_len) == 0;
+		if (!ok)
+			return oskr__conf_errorf(
+				err, oskr__conf_get(root, "metrics_http"),
+				"metrics_http: expected ip:port (like "
+				"127.0.0.1:9464, [::1]:9464 or 127.0.0.1:946%%i), "
+				"got '%s'",
+				config->metrics_http);
+	}
+	if (!rc)
 		rc = read_owned_string(root, "state_dir", &config->state_dir,
 				       err);
 	if (rc)
@@ -1049,8 +1079,8 @@ static int load_yaml(struct oskr_config *config, const char *file,
 	static const char *const keys[] = {
 		"cluster",   "replica",	  "protocol",	    "app",
 		"transport", "workers",	  "cores",	    "ring_size",
-		"max_timers", "inline_receive", "control_socket", "state_dir",
-		"snapshot",
+		"max_timers", "inline_receive", "control_socket", "metrics_http",
+		"state_dir", "snapshot",
 		"log_level", NULL,
 	};
 	int rc = oskr__conf_parse(file, text, len, &config->root, err);

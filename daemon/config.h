@@ -185,6 +185,7 @@ struct oskr_config {
 	bool inline_receive;
 
 	char *control_socket; /* NULL = none */
+	char *metrics_http; /* "ip:port" ("%i" allowed); NULL = none */
 	char *state_dir; /* NULL = none */
 	struct oskr_config_snapshot snapshot;
 	enum oskr_log_level log_level;

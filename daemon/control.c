@@ -590,6 +590,12 @@ static int replica_handler(void *arg, const char *command,
 	return -EINVAL;
 }
 
+int oskr__control_answer(const struct oskr_control_target *target,
+			 const char *command, struct oskr__text *out)
+{
+	return replica_handler((void *)target, command, out);
+}
+
 int oskr__control_start(struct oskr_control **out,
 			const struct oskr_control_target *target, char **err)
 {

@@ -181,6 +181,12 @@ struct oskr_control_target {
 	uint32_t replica_id;
 };
 
+/** Answer one control command (status, metrics, config, help) for
+ *  @p target into @p out, as the control socket does; -EINVAL for an
+ *  unknown command (with the error text in @p out). Any thread. */
+int oskr__control_answer(const struct oskr_control_target *target,
+			 const char *command, struct oskr__text *out);
+
 /** Listen on config->control_socket ("%i" expanded) for @p target. */
 int oskr__control_start(struct oskr_control **out,
 			const struct oskr_control_target *target, char **err);

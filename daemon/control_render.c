@@ -781,6 +781,11 @@ void oskr__control_render_config(struct oskr__text *out,
 				    : NULL;
 	print_setting(out, "control_socket", socket_path ? socket_path : "none");
 	free(socket_path);
+	char *http = c->metrics_http
+			     ? oskr__expand_replica_id(c->metrics_http, replica_id)
+			     : NULL;
+	print_setting(out, "metrics_http", http ? http : "none");
+	free(http);
 	char *state_dir = c->state_dir
 				  ? oskr__expand_replica_id(c->state_dir,
 							    replica_id)

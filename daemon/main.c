@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "metrics_http.h"
 #include "loader.h"
 #include "log.h"
 #include "notify.h"
@@ -284,6 +285,26 @@ static int run(const struct options *o, struct oskr_config *config,
 			return 1;
 		}
 	}
+	/* GET /metrics for Prometheus, the same text as `oskrctl metrics`. */
+	struct oskr_metrics_http *metrics_http = NULL;
+	if (config->metrics_http) {
+		struct oskr_control_target target = {
+			.replica = replica,
+			.config = config,
+			.plugin = plugin,
+			.plugin_path = plugin_path,
+			.replica_id = replica_id,
+		};
+		if (oskr__metrics_http_start(&metrics_http, &target, &err) <
+		    0) {
+			OSKR_ERROR("%s", err);
+			free(err);
+			oskr__control_stop(control);
+			oskr__replica_stop(replica);
+			oskr__replica_free(replica);
+			return 1;
+		}
+	}
 	OSKR_INFO("replica %u ready: protocol %s %s, %u replicas (f=%u), "
 		  "%u workers, app %s",
 		  replica_id, plugin->name, plugin->version,
@@ -318,6 +339,7 @@ static int run(const struct options *o, struct oskr_config *config,
 		}
 	}
 	oskr__notify("STOPPING=1");
+	oskr__metrics_http_stop(metrics_http);
 	oskr__control_stop(control);
 	oskr__replica_stop(replica);
 	oskr__replica_free(replica);

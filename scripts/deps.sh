@@ -8,7 +8,7 @@ set -eu
 # openssl: the command line tool, for keys made the seed's way
 # (test/integration/dpdk_seed.sh); libssl-dev does not pull it in.
 PACKAGES="make gcc libc6-dev pkg-config libssl-dev libyaml-dev check libck-dev
-dpdk dpdk-dev libdpdk-dev iproute2 procps openssl"
+libmicrohttpd-dev dpdk dpdk-dev libdpdk-dev iproute2 procps openssl"
 # Optional: gnuplot-nox (make bench plots), clang + libclang-rt-14-dev (fuzz),
 # systemd (systemd-analyze verify in tests). Installed when present in apt.
 OPTIONAL="gnuplot-nox clang libclang-rt-14-dev systemd"

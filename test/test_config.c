@@ -300,8 +300,10 @@ START_TEST(test_inline_variants_accepted)
 		"  eal: '-l 0  --no-pci\t--no-huge'\n"
 		"  port: 1\n"
 		"inline_receive: off\n"
+		"metrics_http: '[::1]:946%i'\n"
 		"replica: {id: 1, private_key: /abs/%i/r-%i.pem}\n");
 	ck_assert(!config->inline_receive);
+	ck_assert_str_eq(config->metrics_http, "[::1]:946%i");
 	ck_assert_int_eq(config->transport, OSKR_TRANSPORT_DPDK);
 	ck_assert_uint_eq(config->dpdk.eal_arg_count, 4);
 	ck_assert_str_eq(config->dpdk.eal_args[2], "--no-pci");
@@ -465,6 +467,10 @@ static const struct text_case text_cases[] = {
 	  "ring_size: expected an integer in [16, 16777216], got '8'" },
 	{ CLUSTER_HEAD "max_timers: 4\n", "inline.yaml:6:13: ",
 	  "max_timers: expected an integer in [16, 16777216], got '4'" },
+	{ CLUSTER_HEAD "metrics_http: localhost:9464\n", "inline.yaml:6:15: ",
+	  "metrics_http: expected ip:port (like 127.0.0.1:9464, [::1]:9464 or 127.0.0.1:946%i), got 'localhost:9464'" },
+	{ CLUSTER_HEAD "metrics_http: 127.0.0.1\n", "inline.yaml:6:15: ",
+	  "metrics_http: expected ip:port (like 127.0.0.1:9464, [::1]:9464 or 127.0.0.1:946%i), got '127.0.0.1'" },
 	{ CLUSTER_HEAD "inline_receive: maybe\n", "inline.yaml:6:17: ",
 	  "inline_receive: expected a boolean (true or false), got 'maybe'" },
 	{ CLUSTER_HEAD "log_level: {a: 1}\n", "inline.yaml:6:12: ",
@@ -473,7 +479,7 @@ static const struct text_case text_cases[] = {
 	  "control_socket: expected a string, got a sequence" },
 	/* unknown keys */
 	{ CLUSTER_HEAD "worker: 2\n", "inline.yaml:6:1: ",
-	  "unknown key 'worker' at top level (expected one of cluster, replica, protocol, app, transport, workers, cores, ring_size, max_timers, inline_receive, control_socket, state_dir, snapshot, log_level)" },
+	  "unknown key 'worker' at top level (expected one of cluster, replica, protocol, app, transport, workers, cores, ring_size, max_timers, inline_receive, control_socket, metrics_http, state_dir, snapshot, log_level)" },
 	{ "cluster:\n  f: 0\n  replicas:\n    - address: 127.0.0.1:7001\n"
 	  "      public_key: k\n      pubkey: k\n",
 	  "inline.yaml:6:7: ",

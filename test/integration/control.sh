@@ -5,7 +5,8 @@
 # installed) and count the traffic of a short benchmark, config shows key
 # paths but no key material, unknown commands and unreachable sockets give
 # the documented exit codes, a stale socket is replaced, a live one is not,
-# and a graceful stop removes the socket.
+# and a graceful stop removes the socket. The HTTP endpoint (metrics_http)
+# serves the same exposition on GET /metrics, 404 elsewhere, 405 for POST.
 build=${1:-build}
 . test/tools/ops-lib.sh
 promcheck=$(ops_tool promcheck)
@@ -21,6 +22,17 @@ printf '# HELP g x\n# TYPE g gauge\ng{l="a"} 1\ng{l="a"} 2\n' | "$promcheck" 2>/
 	fail "promcheck accepted a duplicate series"
 
 config=$(ops_cluster control unreplicated 1 kv)
+# a free loopback port for metrics_http (bounded search)
+http_port=
+for ((try = 0; try < 50; try++)); do
+	candidate=$((20000 + (RANDOM % 20000)))
+	if [ -z "$(ss -Hltn "sport = :$candidate" 2>/dev/null)" ]; then
+		http_port=$candidate
+		break
+	fi
+done
+[ -n "$http_port" ] || fail "no free port for metrics_http"
+echo "metrics_http: 127.0.0.1:$http_port" >>"$config"
 socket=$dir/control/ctl-0.sock
 log=$dir/control.log
 ops_start "$config" 0 "$log"
@@ -70,6 +82,27 @@ grep -q '^oskr_drops_total{reason="[a-z_]*"} [0-9]*$' "$dir/metrics.txt" || fail
 tasks=$(metric 'oskr_task_duration_seconds_count{stage="stateless"}')
 [ "${tasks:-0}" -ge "$committed" ] || fail "stateless task histogram counted ${tasks:-nothing}"
 echo "metrics: $committed commits, $tasks stateless tasks timed"
+
+# the same over HTTP (bash's /dev/tcp: no HTTP client package needed)
+http() { # METHOD PATH: the raw response on stdout
+	exec 3<>"/dev/tcp/127.0.0.1/$http_port" || return 1
+	printf '%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n' "$1" "$2" >&3
+	timeout 5 cat <&3
+	exec 3<&- 3>&-
+}
+http GET /metrics >"$dir/http.raw" || fail "cannot connect to metrics_http 127.0.0.1:$http_port"
+head -n 1 "$dir/http.raw" | grep -q '^HTTP/1.1 200 ' || fail "GET /metrics: $(head -n 1 "$dir/http.raw")"
+grep -qi '^content-type: text/plain; version=0.0.4' "$dir/http.raw" ||
+	fail "GET /metrics: no Prometheus content type: $(sed -n '1,8p' "$dir/http.raw")"
+# the body: everything after the first empty line, CRs removed
+tr -d '\r' <"$dir/http.raw" | sed '1,/^$/d' >"$dir/http-metrics.txt"
+"$promcheck" "$dir/http-metrics.txt" || fail "HTTP metrics are not valid exposition format"
+http_commits=$(awk '$1 == "oskr_commits_total" { print $2 }' "$dir/http-metrics.txt")
+[ "${http_commits:-0}" -ge "$committed" ] ||
+	fail "HTTP oskr_commits_total ${http_commits:-missing} < $committed from oskrctl"
+http GET /other | head -n 1 | grep -q '^HTTP/1.1 404 ' || fail "GET /other is not 404"
+http POST /metrics | head -n 1 | grep -q '^HTTP/1.1 405 ' || fail "POST /metrics is not 405"
+echo "metrics_http: GET /metrics 200 ($http_commits commits), 404 and 405 as expected"
 
 # config: paths yes, key material no
 "$ctl" -c "$config" -i 0 config >"$dir/config.txt" || fail "config failed"
