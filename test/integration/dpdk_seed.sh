@@ -241,7 +241,6 @@ seed_bench() {
 }
 
 results=()
-xfails=()
 
 # ---- 1. Unreplicated: DIR/shard1, one replica ----
 echo "== unreplicated: oskrd -m unreplicated -c DIR/shard1 -i 0"
