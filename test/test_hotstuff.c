@@ -1362,7 +1362,7 @@ static void whole_cluster_at_different_checkpoints(uint64_t seed,
 	oskr_sim_run_for(sim, 2 * SEC);
 	assert_safe(sim);
 	ck_assert_uint_eq(oskr_sim_executed(sim, 3), oskr_sim_executed(sim, 0));
-	ck_assert_uint_eq(oskr_sim_executed(sim, 3), op0 + 200);
+	ck_assert_uint_ge(oskr_sim_executed(sim, 3), op0 + 200);
 	oskr_sim_destroy(sim);
 }
 

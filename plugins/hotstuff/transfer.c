@@ -500,9 +500,12 @@ void oskr__hs_on_ckpt_offer(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 			return;
 	}
 	if (m->has_block && m->vouch.height > rs->b_exec->height &&
-	    (!t->have_candidate || m->vouch.height > t->cand.height)) {
+	    (!t->have_candidate ||
+	     (!t->agreed && m->vouch.height > t->cand.height))) {
 		/* A higher root (its QC verified in receive.c): fetch vouches
-		 * for it from everyone. */
+		 * for it from everyone. Not once a download runs: under load
+		 * newer roots keep coming, and any root we can link above
+		 * will do. */
 		uint8_t *block = malloc(m->block.raw_len);
 
 		if (!block || m->qc.raw_len > sizeof(t->qc)) {
@@ -539,6 +542,11 @@ static void install(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	size_t blob_len = 0;
 	int err;
 
+	if (id->height <= rs->b_exec->height) {
+		/* We caught up by fetching meanwhile: never go back. */
+		transfer_stop(ctx, rs);
+		return;
+	}
 	clients_len = (size_t)t->data[0] | (size_t)t->data[1] << 8 |
 		      (size_t)t->data[2] << 16 | (size_t)t->data[3] << 24;
 	if (id->state_len < 4 || clients_len > id->state_len - 4 ||
