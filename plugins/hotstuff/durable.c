@@ -4,8 +4,9 @@
  * block is final (PODC'19 §4.3, Alg. 4 onCommit: the three-chain rule),
  * so the state right after executing one is a stable checkpoint. Every
  * `checkpoint_interval` executed ops, right after executing a block and
- * before the next, the replica asks the host to snapshot the app (app =
- * NULL) and to keep a protocol blob with it.
+ * before the next, the replica snapshots the app (app_snapshot) and asks
+ * the host to persist those bytes with a protocol blob; it keeps the same
+ * bytes to serve state transfers (transfer.c).
  *
  * The blob carries the executed block itself (its encoding, which is what
  * its digest covers) and the QC that certifies it: a restarted replica
