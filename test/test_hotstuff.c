@@ -1270,9 +1270,24 @@ static void assert_transferred(struct oskr_sim *sim, uint32_t r)
 	ck_assert_uint_ge(oskr_sim_counter(sim, (int32_t)r, "checkpoints"), 1);
 }
 
+struct transfer_watch {
+	struct oskr_sim *sim;
+	uint32_t replica;
+};
+
+static bool transferred(void *arg)
+{
+	struct transfer_watch *w = arg;
+
+	return oskr_sim_counter(w->sim, (int32_t)w->replica,
+				"state_transfers") > 0;
+}
+
 START_TEST(test_transfer_after_partition)
 {
 	struct oskr_sim *sim = make_transfer_sim(4, 51, 0);
+	struct transfer_watch watch = { .sim = sim, .replica = 3 };
+	uint64_t persisted_before = 0, persisted = 0, op = 0;
 
 	run_all(sim, 100, 20 * SEC);
 	/* Replica 3 is cut off from the other replicas while 0, 1, 2 commit
@@ -1283,7 +1298,18 @@ START_TEST(test_transfer_after_partition)
 	ck_assert_uint_gt(state_of(sim, 0)->b_exec->height,
 			  state_of(sim, 3)->b_exec->height + 16 + 20);
 	ck_assert_uint_eq(oskr_sim_counter(sim, 3, "state_transfers"), 0);
+	ck_assert(oskr_sim_last_checkpoint(sim, 3, NULL, &persisted_before));
 	oskr_sim_heal(sim);
+	/* No load: replica 3's view timer sends NEW-VIEWs, a peer answers
+	 * with its newer QC (sync), the fetch of that block shows a block
+	 * far above replica 3's root. */
+	ck_assert(oskr_sim_run_until(sim, transferred, &watch, 10 * SEC));
+	/* The installed checkpoint was persisted in the same task, at the
+	 * op the replica now holds. */
+	ck_assert(oskr_sim_last_checkpoint(sim, 3, &op, &persisted));
+	ck_assert_uint_gt(persisted, persisted_before);
+	ck_assert_uint_eq(op, state_of(sim, 3)->served.vouch.id.executed_ops);
+	ck_assert_uint_ge(op, 600);
 	run_all(sim, 200, 60 * SEC);
 	oskr_sim_run_for(sim, 2 * SEC);
 	assert_safe(sim);

@@ -491,7 +491,8 @@ void oskr__hs_on_ckpt_offer(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 		lowest = oskr__hs_lowest_missing(rs);
 		if (!m->has_block || m->vouch.height <= rs->b_exec->height ||
 		    !lowest || lowest >= m->vouch.height) {
-			oskr__hs_drop(ctx, "drop_unsolicited");
+			/* A miss of a block still in flight: nothing pruned. */
+			ctx->host->count(ctx, "ckpt_offers_ignored", 1);
 			return;
 		}
 		oskr__hs_transfer_need(ctx, rs,
