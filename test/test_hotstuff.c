@@ -258,6 +258,232 @@ START_TEST(test_codec_rejects_malformed)
 }
 END_TEST
 
+static struct oskr_sim *make_transfer_sim(uint32_t clients, uint64_t seed,
+					  uint32_t max_message);
+
+/* Encodings of the four state-transfer messages, valid, for the decoder
+ * tests (and the fuzz seeds' shape). */
+struct transfer_msgs {
+	uint8_t request[64], offer[1024], fetch[64], chunk[256];
+	size_t request_len, offer_len, fetch_len, chunk_len;
+};
+
+static void build_transfer_msgs(struct transfer_msgs *t)
+{
+	static const uint8_t digest[32] = { 1, 2, 3 };
+	static const uint8_t state_digest[32] = { 9, 8, 7 };
+	uint8_t qc[256], block[256], sig[8] = "signatur";
+	const uint8_t *sigs[3] = { sig, sig, sig };
+	uint16_t replicas[3] = { 0, 1, 2 };
+	uint8_t lens[3] = { 8, 8, 8 };
+	struct oskr__hs_writer w, qw, bw;
+	struct oskr__hs_vouch_ref v = {
+		.sender = 1,
+		.height = 5,
+		.block_digest = digest,
+		.executed_ops = 40,
+		.committed_blocks = 5,
+		.state_len = 100,
+		.state_digest = state_digest,
+		.sig_len = 8,
+		.sig = sig,
+	};
+	uint8_t block_digest[32];
+
+	oskr__hs_writer_init(&w, t->request, sizeof(t->request));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_REQUEST);
+	oskr__hs_put_u16(&w, 3);
+	oskr__hs_put_u64(&w, 17);
+	oskr__hs_put_u8(&w, 1);
+	oskr__hs_put_bytes(&w, digest, 32);
+	ck_assert(!w.overflow);
+	t->request_len = w.len;
+
+	/* a block at height 5, view 6, and a QC for it */
+	oskr__hs_writer_init(&qw, qc, sizeof(qc));
+	oskr__hs_put_qc(&qw, 4, digest, 3, replicas, sigs, lens);
+	oskr__hs_writer_init(&bw, block, sizeof(block));
+	oskr__hs_put_block_head(&bw, digest, 5, 6, 2, qc, qw.len);
+	sha256(block, bw.len, block_digest);
+	v.block_digest = block_digest;
+	oskr__hs_writer_init(&qw, qc, sizeof(qc));
+	oskr__hs_put_qc(&qw, 6, block_digest, 3, replicas, sigs, lens);
+	oskr__hs_writer_init(&w, t->offer, sizeof(t->offer));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_OFFER);
+	oskr__hs_put_vouch(&w, &v);
+	oskr__hs_put_u8(&w, 1);
+	oskr__hs_put_u32(&w, (uint32_t)bw.len);
+	oskr__hs_put_bytes(&w, block, bw.len);
+	oskr__hs_put_u32(&w, (uint32_t)qw.len);
+	oskr__hs_put_bytes(&w, qc, qw.len);
+	ck_assert(!w.overflow);
+	t->offer_len = w.len;
+
+	oskr__hs_writer_init(&w, t->fetch, sizeof(t->fetch));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_FETCH);
+	oskr__hs_put_u16(&w, 3);
+	oskr__hs_put_bytes(&w, digest, 32);
+	oskr__hs_put_u64(&w, 64);
+	t->fetch_len = w.len;
+
+	oskr__hs_writer_init(&w, t->chunk, sizeof(t->chunk));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_CHUNK);
+	oskr__hs_put_u16(&w, 1);
+	oskr__hs_put_bytes(&w, digest, 32);
+	oskr__hs_put_bytes(&w, state_digest, 32);
+	oskr__hs_put_u64(&w, 100);
+	oskr__hs_put_u64(&w, 64);
+	oskr__hs_put_u32(&w, 36);
+	oskr__hs_put_bytes(&w, block, 36);
+	ck_assert(!w.overflow);
+	t->chunk_len = w.len;
+}
+
+/* Decode @p data of @p len with every state-transfer decoder; returns a
+ * bit mask of those that accepted it. */
+static unsigned decode_transfer(const uint8_t *data, size_t len)
+{
+	static struct oskr__hs_ckpt_offer_ref offer;
+	struct oskr__hs_ckpt_request_ref request;
+	struct oskr__hs_ckpt_fetch_ref fetch;
+	struct oskr__hs_ckpt_chunk_ref chunk;
+	unsigned ok = 0;
+
+	ok |= oskr__hs_decode_ckpt_request(data, len, &request) ? 1u : 0;
+	ok |= oskr__hs_decode_ckpt_offer(data, len, &offer) ? 2u : 0;
+	ok |= oskr__hs_decode_ckpt_fetch(data, len, &fetch) ? 4u : 0;
+	ok |= oskr__hs_decode_ckpt_chunk(data, len, &chunk) ? 8u : 0;
+	if (ok & 8u)
+		ck_assert(chunk.offset + chunk.data_len <= chunk.total);
+	return ok;
+}
+
+START_TEST(test_transfer_decoders)
+{
+	static struct transfer_msgs t;
+	static struct oskr__hs_ckpt_offer_ref offer;
+	struct oskr__hs_ckpt_chunk_ref chunk;
+	uint8_t *copy;
+	struct {
+		const uint8_t *data;
+		size_t len;
+		unsigned bit;
+	} msgs[4];
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+	build_transfer_msgs(&t);
+	msgs[0].data = t.request, msgs[0].len = t.request_len, msgs[0].bit = 1;
+	msgs[1].data = t.offer, msgs[1].len = t.offer_len, msgs[1].bit = 2;
+	msgs[2].data = t.fetch, msgs[2].len = t.fetch_len, msgs[2].bit = 4;
+	msgs[3].data = t.chunk, msgs[3].len = t.chunk_len, msgs[3].bit = 8;
+
+	ck_assert(oskr__hs_decode_ckpt_offer(t.offer, t.offer_len, &offer));
+	ck_assert(offer.has_block);
+	ck_assert_uint_eq(offer.vouch.height, 5);
+	ck_assert_uint_eq(offer.block.height, 5);
+	ck_assert_uint_eq(offer.qc.count, 3);
+	ck_assert(oskr__hs_decode_ckpt_chunk(t.chunk, t.chunk_len, &chunk));
+	ck_assert_uint_eq(chunk.offset, 64);
+	ck_assert_uint_eq(chunk.data_len, 36);
+
+	for (unsigned m = 0; m < 4; m++) {
+		/* exactly its own decoder accepts it */
+		ck_assert_uint_eq(decode_transfer(msgs[m].data, msgs[m].len),
+				  msgs[m].bit);
+		/* every truncation and one trailing byte are refused, in a
+		 * heap copy of exactly that length (ASan sees overreads) */
+		for (size_t len = 0; len <= msgs[m].len + 1; len++) {
+			if (len == msgs[m].len)
+				continue;
+			copy = malloc(len ? len : 1);
+			ck_assert_ptr_nonnull(copy);
+			memcpy(copy, msgs[m].data,
+			       len < msgs[m].len ? len : msgs[m].len);
+			if (len > msgs[m].len)
+				copy[len - 1] = 0;
+			ck_assert_msg(decode_transfer(copy, len) == 0,
+				      "message %u accepted at length %zu", m,
+				      len);
+			free(copy);
+		}
+		/* every flipped byte: no crash, whatever it decodes to */
+		for (size_t i = 0; i < msgs[m].len; i++) {
+			copy = malloc(msgs[m].len);
+			ck_assert_ptr_nonnull(copy);
+			memcpy(copy, msgs[m].data, msgs[m].len);
+			copy[i] ^= 0xa5;
+			(void)decode_transfer(copy, msgs[m].len);
+			free(copy);
+		}
+	}
+	/* a chunk reaching past its state's total, an absurd total */
+	t.chunk[OSKR__HS_HEADER_SIZE + 2 + 64] = 90; /* total 100 -> 90 */
+	ck_assert(!oskr__hs_decode_ckpt_chunk(t.chunk, t.chunk_len, &chunk));
+	t.chunk[OSKR__HS_HEADER_SIZE + 2 + 64 + 5] = 0x7f; /* > 2^32 */
+	ck_assert(!oskr__hs_decode_ckpt_chunk(t.chunk, t.chunk_len, &chunk));
+	/* garbage behind a valid header of each type */
+	for (unsigned i = 0; i < 2000; i++) {
+		uint8_t junk[300];
+		size_t len = 4 + i % 290;
+
+		for (size_t k = 0; k < len; k++) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			junk[k] = (uint8_t)rng;
+		}
+		junk[0] = 0x48, junk[1] = 0x53, junk[2] = 1;
+		junk[3] = (uint8_t)(8 + i % 4);
+		(void)decode_transfer(junk, len);
+	}
+}
+END_TEST
+
+START_TEST(test_transfer_garbage_dropped_by_replicas)
+{
+	/* Malformed state-transfer messages reach a running cluster from a
+	 * replica address and from a client: dropped and counted, nothing
+	 * else happens, the cluster keeps working. */
+	struct oskr_sim *sim = make_transfer_sim(2, 57, 0);
+	static struct transfer_msgs t;
+	uint64_t before;
+
+	build_transfer_msgs(&t);
+	run_all(sim, 50, 20 * SEC);
+	before = oskr_sim_counter(sim, 0, "drop_malformed");
+	for (size_t len = 0; len < t.offer_len; len += 7)
+		ck_assert_int_eq(oskr_sim_inject(sim, 1, 0, t.offer, len), 0);
+	for (size_t len = 0; len < t.chunk_len; len += 5)
+		ck_assert_int_eq(oskr_sim_inject(sim, 1, 0, t.chunk, len), 0);
+	/* a well-formed offer whose signature and QC do not verify */
+	ck_assert_int_eq(oskr_sim_inject(sim, 1, 0, t.offer, t.offer_len), 0);
+	/* unsolicited well-formed chunk, fetch and request */
+	ck_assert_int_eq(oskr_sim_inject(sim, 1, 0, t.chunk, t.chunk_len), 0);
+	ck_assert_int_eq(oskr_sim_inject(sim, 1, 0, t.fetch, t.fetch_len), 0);
+	ck_assert_int_eq(oskr_sim_inject(sim, 1, 0, t.request, t.request_len),
+			 0);
+	/* from a client: not a replica */
+	ck_assert_int_eq(oskr_sim_inject(sim, OSKR_SIM_CLIENT(0), 0, t.fetch,
+					 t.fetch_len),
+			 0);
+	oskr_sim_run_for(sim, 100 * MS);
+	ck_assert_uint_ge(oskr_sim_counter(sim, 0, "drop_malformed"),
+			  before + t.offer_len / 7 + t.chunk_len / 5);
+	ck_assert_uint_ge(oskr_sim_counter(sim, 0, "drop_bad_qc") +
+				  oskr_sim_counter(sim, 0, "drop_bad_block") +
+				  oskr_sim_counter(sim, 0,
+						   "drop_qc_bad_signature") +
+				  oskr_sim_counter(sim, 0, "drop_bad_signature"),
+			  1);
+	ck_assert_uint_ge(oskr_sim_counter(sim, 0, "drop_unsolicited"), 1);
+	ck_assert_uint_ge(oskr_sim_counter(sim, 0, "drop_bad_sender"), 1);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 0, "state_transfers"), 0);
+	run_all(sim, 50, 20 * SEC);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 100);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
 START_TEST(test_resume_blob_decoder)
 {
 	static const uint8_t parent[32] = { 9 };
@@ -1002,6 +1228,283 @@ START_TEST(test_refused_checkpoint_reexecutes_and_is_caught)
 }
 END_TEST
 
+/* ---- state transfer (transfer.c) ---- */
+
+/* Small retain_blocks so that a replica falls behind what peers keep in
+ * a few hundred requests; frequent checkpoints so there is one to send. */
+#define TRANSFER_OPTIONS                                                \
+	FAST_OPTIONS "checkpoint_interval: 10\nretain_blocks: 16\n"
+
+static struct oskr_sim *make_transfer_sim(uint32_t clients, uint64_t seed,
+					  uint32_t max_message)
+{
+	struct oskr_sim_config c = {
+		.plugin = plugin,
+		.replica_count = 4,
+		.fault_count = 1,
+		.client_count = clients,
+		.seed = seed + seed_offset,
+		.protocol_options = TRANSFER_OPTIONS,
+		.app = "kv",
+		.max_message = max_message,
+	};
+	struct oskr_sim *sim = NULL;
+
+	ck_assert_int_eq(oskr_sim_create(&sim, &c), 0);
+	return sim;
+}
+
+/* The laggard's executed sequence now starts at the installed snapshot:
+ * the root has no parent and it executed only what is above it. */
+static void assert_transferred(struct oskr_sim *sim, uint32_t r)
+{
+	struct oskr__hs_replica *st = state_of(sim, r);
+
+	ck_assert_uint_ge(oskr_sim_counter(sim, (int32_t)r, "state_transfers"),
+			  1);
+	ck_assert_uint_eq(oskr_sim_counter(sim, (int32_t)r,
+					   "safety_violations"),
+			  0);
+	/* installed checkpoints are persisted and served in turn */
+	ck_assert(st->served.valid);
+	ck_assert_uint_ge(oskr_sim_counter(sim, (int32_t)r, "checkpoints"), 1);
+}
+
+struct transfer_watch {
+	struct oskr_sim *sim;
+	uint32_t replica;
+};
+
+static bool transferred(void *arg)
+{
+	struct transfer_watch *w = arg;
+
+	return oskr_sim_counter(w->sim, (int32_t)w->replica,
+				"state_transfers") > 0;
+}
+
+START_TEST(test_transfer_after_partition)
+{
+	struct oskr_sim *sim = make_transfer_sim(4, 51, 0);
+	struct transfer_watch watch = { .sim = sim, .replica = 3 };
+	uint64_t persisted_before = 0, persisted = 0, op = 0;
+
+	run_all(sim, 100, 20 * SEC);
+	/* Replica 3 is cut off from the other replicas while 0, 1, 2 commit
+	 * far more than retain_blocks (16) blocks: what it would need to
+	 * fetch is pruned everywhere. */
+	oskr_sim_partition(sim, 0x7, false);
+	run_all(sim, 600, 60 * SEC);
+	ck_assert_uint_gt(state_of(sim, 0)->b_exec->height,
+			  state_of(sim, 3)->b_exec->height + 16 + 20);
+	ck_assert_uint_eq(oskr_sim_counter(sim, 3, "state_transfers"), 0);
+	ck_assert(oskr_sim_last_checkpoint(sim, 3, NULL, &persisted_before));
+	oskr_sim_heal(sim);
+	/* No load: replica 3's view timer sends NEW-VIEWs, a peer answers
+	 * with its newer QC (sync), the fetch of that block shows a block
+	 * far above replica 3's root. */
+	ck_assert(oskr_sim_run_until(sim, transferred, &watch, 10 * SEC));
+	/* The installed checkpoint was persisted in the same task, at the
+	 * op the replica now holds. */
+	ck_assert(oskr_sim_last_checkpoint(sim, 3, &op, &persisted));
+	ck_assert_uint_gt(persisted, persisted_before);
+	ck_assert_uint_eq(op, state_of(sim, 3)->served.vouch.id.executed_ops);
+	ck_assert_uint_ge(op, 600);
+	run_all(sim, 200, 60 * SEC);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 900);
+	assert_transferred(sim, 3);
+	ck_assert_uint_gt(oskr_sim_counter(sim, 3, "ckpt_chunks_received"), 0);
+	/* It follows normally afterwards: with replica 0 down, progress
+	 * needs its votes. */
+	oskr_sim_crash(sim, 0);
+	run_all(sim, 100, 60 * SEC);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 1000);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(test_transfer_restarted_empty_small_frames)
+{
+	/* DPDK-sized frames: the kv state (hundreds of keys) takes many
+	 * chunks. The replica restarts empty (no checkpoint of its own). */
+	struct oskr_sim *sim = make_transfer_sim(4, 52, 1400);
+	uint64_t chunks;
+
+	run_all(sim, 100, 20 * SEC);
+	oskr_sim_crash(sim, 2);
+	run_all(sim, 600, 60 * SEC);
+	ck_assert_int_eq(oskr_sim_restart(sim, 2), 0);
+	run_all(sim, 200, 60 * SEC);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 900);
+	assert_transferred(sim, 2);
+	chunks = oskr_sim_counter(sim, 2, "ckpt_chunks_received");
+	ck_assert_msg(chunks >= 10, "only %llu chunks",
+		      (unsigned long long)chunks);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/* Whole-cluster crash; replica 3 crashed @p ahead requests earlier, so it
+ * resumes at an older checkpoint than the others. */
+static void whole_cluster_at_different_checkpoints(uint64_t seed,
+						   uint64_t ahead,
+						   const char *trigger)
+{
+	struct oskr_sim *sim = make_transfer_sim(4, seed, 0);
+	uint64_t op3 = 0, op0 = 0;
+
+	run_all(sim, 200, 20 * SEC);
+	oskr_sim_crash(sim, 3);
+	run_all(sim, ahead, 60 * SEC);
+	for (uint32_t r = 0; r < 3; r++)
+		oskr_sim_crash(sim, r);
+	ck_assert(oskr_sim_last_checkpoint(sim, 3, &op3, NULL));
+	ck_assert(oskr_sim_last_checkpoint(sim, 0, &op0, NULL));
+	ck_assert_uint_gt(op0, op3);
+	for (uint32_t r = 0; r < 4; r++)
+		ck_assert_int_eq(oskr_sim_restart_from_checkpoint(sim, r), 0);
+	ck_assert_uint_eq(state_of(sim, 3)->executed_ops, op3);
+	ck_assert_uint_eq(state_of(sim, 0)->executed_ops, op0);
+	/* The three at the newer root go on; replica 3 cannot link its
+	 * root to their blocks and transfers their checkpoint. */
+	run_all(sim, 100, 60 * SEC);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	assert_transferred(sim, 3);
+	if (trigger) /* counted by the peers */
+		ck_assert_uint_gt(counter_sum(sim, 3, trigger), 0);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 3), oskr_sim_executed(sim, 0));
+	ck_assert_uint_eq(state_of(sim, 3)->executed_ops,
+			  state_of(sim, 0)->executed_ops);
+	/* and it follows: with replica 1 down, progress needs it */
+	oskr_sim_crash(sim, 1);
+	run_all(sim, 100, 60 * SEC);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 3), oskr_sim_executed(sim, 0));
+	ck_assert_uint_ge(oskr_sim_executed(sim, 3), op0 + 200);
+	oskr_sim_destroy(sim);
+}
+
+START_TEST(test_transfer_whole_cluster_far_apart)
+{
+	/* the others' root is far more than retain_blocks above */
+	whole_cluster_at_different_checkpoints(53, 300, NULL);
+}
+END_TEST
+
+START_TEST(test_transfer_whole_cluster_close)
+{
+	/* A few blocks apart: every block above the others' root is
+	 * retained, but the root's parent is on no replica. A fetch of it
+	 * misses; the peer answers with its checkpoint (an unsolicited
+	 * OFFER), which proves the block is pruned there. */
+	whole_cluster_at_different_checkpoints(56, 20, "fetch_misses");
+}
+END_TEST
+
+/* Byzantine replica 0, as seen by the laggard (replica 3). */
+enum liar { LIE_CHUNKS, LIE_VOUCH };
+
+struct liar_filter {
+	struct oskr_sim *sim;
+	enum liar kind;
+	uint32_t byzantine, laggard;
+	uint32_t lies;
+};
+
+static bool lying_peer(void *arg, int32_t src, int32_t dst, uint8_t *data,
+		       uint32_t *len, uint32_t capacity)
+{
+	struct liar_filter *lf = arg;
+	uint8_t type = oskr__hs_peek_type(data, *len);
+
+	if (src < 0 || dst != (int32_t)lf->laggard)
+		return true;
+	if (type == OSKR__HS_MSG_CKPT_OFFER && src != (int32_t)lf->byzantine) {
+		/* The correct peers' full offers are lost: the Byzantine
+		 * one's root is the candidate (their vouches still pass). */
+		struct oskr__hs_ckpt_offer_ref m;
+
+		return !oskr__hs_decode_ckpt_offer(data, *len, &m) ||
+		       !m.has_block;
+	}
+	if (src != (int32_t)lf->byzantine)
+		return true;
+	if (type == OSKR__HS_MSG_CKPT_CHUNK && lf->kind == LIE_CHUNKS &&
+	    *len > OSKR__HS_CHUNK_FIXED) {
+		/* other bytes than it vouched for */
+		data[*len - 1] ^= 0x55;
+		lf->lies++;
+	}
+	if (type == OSKR__HS_MSG_CKPT_OFFER && lf->kind == LIE_VOUCH) {
+		/* A wrong state digest, validly signed by the liar. */
+		struct oskr__hs_ckpt_offer_ref m;
+		uint8_t payload[OSKR__HS_VOUCH_PAYLOAD];
+		uint8_t sig[OSKR_SIGNATURE_MAX];
+		size_t sig_len = 0, digest_at;
+
+		ck_assert(oskr__hs_decode_ckpt_offer(data, *len, &m));
+		digest_at = (size_t)(m.vouch.state_digest - data);
+		data[digest_at] ^= 0xff;
+		ck_assert(oskr__hs_decode_ckpt_offer(data, *len, &m));
+		oskr__hs_vouch_payload(payload, &m.vouch);
+		ck_assert_int_eq(oskr_sim_sign_as(lf->sim, lf->byzantine,
+						  payload, sizeof(payload), sig,
+						  &sig_len),
+				 0);
+		ck_assert_uint_eq(sig_len, m.vouch.sig_len);
+		memcpy((uint8_t *)m.vouch.sig, sig, sig_len);
+		lf->lies++;
+	}
+	return true;
+}
+
+static void run_with_liar(enum liar kind, uint64_t seed)
+{
+	struct oskr_sim *sim = make_transfer_sim(4, seed, 1400);
+	struct liar_filter lf = { .sim = sim, .kind = kind, .byzantine = 0,
+				  .laggard = 3 };
+
+	run_all(sim, 100, 20 * SEC);
+	oskr_sim_partition(sim, 0x7, false);
+	run_all(sim, 600, 60 * SEC);
+	oskr_sim_set_filter(sim, lying_peer, &lf);
+	oskr_sim_heal(sim);
+	run_all(sim, 200, 60 * SEC);
+	oskr_sim_run_for(sim, 2 * SEC);
+	oskr_sim_set_filter(sim, NULL, NULL);
+	/* The laggard installed only the state f + 1 replicas vouched for
+	 * (the checker compares its executed sequence with the others'). */
+	ck_assert_uint_gt(lf.lies, 0);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 900);
+	assert_transferred(sim, 3);
+	if (kind == LIE_CHUNKS)
+		ck_assert_uint_ge(oskr_sim_counter(sim, 3,
+						   "transfer_bad_state"),
+				  1);
+	oskr_sim_destroy(sim);
+}
+
+START_TEST(test_transfer_byzantine_chunks_refused)
+{
+	run_with_liar(LIE_CHUNKS, 54);
+}
+END_TEST
+
+START_TEST(test_transfer_byzantine_vouch_refused)
+{
+	run_with_liar(LIE_VOUCH, 55);
+}
+END_TEST
+
 static Suite *hotstuff_suite(void)
 {
 	Suite *s = suite_create("hotstuff");
@@ -1011,6 +1514,7 @@ static Suite *hotstuff_suite(void)
 	tcase_add_test(codec, test_codec_round_trip);
 	tcase_add_test(codec, test_codec_rejects_malformed);
 	tcase_add_test(codec, test_resume_blob_decoder);
+	tcase_add_test(codec, test_transfer_decoders);
 	suite_add_tcase(s, codec);
 
 	tcase_set_timeout(sim, 60);
@@ -1030,6 +1534,13 @@ static Suite *hotstuff_suite(void)
 	tcase_add_test(sim, test_resume_one_replica_from_checkpoint);
 	tcase_add_test(sim, test_resume_whole_cluster_from_checkpoint);
 	tcase_add_test(sim, test_refused_checkpoint_reexecutes_and_is_caught);
+	tcase_add_test(sim, test_transfer_after_partition);
+	tcase_add_test(sim, test_transfer_garbage_dropped_by_replicas);
+	tcase_add_test(sim, test_transfer_restarted_empty_small_frames);
+	tcase_add_test(sim, test_transfer_whole_cluster_far_apart);
+	tcase_add_test(sim, test_transfer_whole_cluster_close);
+	tcase_add_test(sim, test_transfer_byzantine_chunks_refused);
+	tcase_add_test(sim, test_transfer_byzantine_vouch_refused);
 	suite_add_tcase(s, sim);
 	return s;
 }

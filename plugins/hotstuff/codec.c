@@ -477,3 +477,128 @@ bool oskr__hs_decode_reply(const uint8_t *data, size_t len,
 		return false;
 	return reader_done(&r);
 }
+
+/* ---- state transfer (transfer.c) ---- */
+
+void oskr__hs_vouch_payload(uint8_t out[OSKR__HS_VOUCH_PAYLOAD],
+			    const struct oskr__hs_vouch_ref *v)
+{
+	/* Domain-separated from votes and proposals ("HSo1"). */
+	memcpy(out, "HSo1", 4);
+	store_le(out + 4, v->sender, 2);
+	store_le(out + 6, v->height, 8);
+	memcpy(out + 14, v->block_digest, OSKR__HS_DIGEST);
+	store_le(out + 46, v->executed_ops, 8);
+	store_le(out + 54, v->committed_blocks, 8);
+	store_le(out + 62, v->state_len, 8);
+	memcpy(out + 70, v->state_digest, OSKR__HS_DIGEST);
+}
+
+void oskr__hs_put_vouch(struct oskr__hs_writer *w,
+			const struct oskr__hs_vouch_ref *v)
+{
+	oskr__hs_put_u16(w, v->sender);
+	oskr__hs_put_u64(w, v->height);
+	oskr__hs_put_bytes(w, v->block_digest, OSKR__HS_DIGEST);
+	oskr__hs_put_u64(w, v->executed_ops);
+	oskr__hs_put_u64(w, v->committed_blocks);
+	oskr__hs_put_u64(w, v->state_len);
+	oskr__hs_put_bytes(w, v->state_digest, OSKR__HS_DIGEST);
+	oskr__hs_put_u8(w, v->sig_len);
+	oskr__hs_put_bytes(w, v->sig, v->sig_len);
+}
+
+bool oskr__hs_decode_ckpt_request(const uint8_t *data, size_t len,
+				  struct oskr__hs_ckpt_request_ref *m)
+{
+	struct reader r;
+	uint64_t has_target;
+
+	reader_init(&r, data, len);
+	if (!read_header(&r, OSKR__HS_MSG_CKPT_REQUEST))
+		return false;
+	m->sender = (uint16_t)get_le(&r, 2);
+	m->min_height = get_le(&r, 8);
+	has_target = get_le(&r, 1);
+	m->target = take(&r, OSKR__HS_DIGEST);
+	m->has_target = has_target == 1;
+	return reader_done(&r) && has_target <= 1;
+}
+
+bool oskr__hs_decode_ckpt_offer(const uint8_t *data, size_t len,
+				struct oskr__hs_ckpt_offer_ref *m)
+{
+	struct oskr__hs_vouch_ref *v = &m->vouch;
+	struct reader r;
+	uint64_t has_block;
+
+	reader_init(&r, data, len);
+	if (!read_header(&r, OSKR__HS_MSG_CKPT_OFFER))
+		return false;
+	v->sender = (uint16_t)get_le(&r, 2);
+	v->height = get_le(&r, 8);
+	v->block_digest = take(&r, OSKR__HS_DIGEST);
+	v->executed_ops = get_le(&r, 8);
+	v->committed_blocks = get_le(&r, 8);
+	v->state_len = get_le(&r, 8);
+	v->state_digest = take(&r, OSKR__HS_DIGEST);
+	if (!read_sig(&r, &v->sig_len, &v->sig))
+		return false;
+	has_block = get_le(&r, 1);
+	if (r.bad || has_block > 1 || v->height == 0 ||
+	    v->state_len > OSKR__HS_STATE_MAX)
+		return false;
+	m->has_block = has_block == 1;
+	if (m->has_block) {
+		size_t block_len = (size_t)get_le(&r, 4);
+		const uint8_t *block = take(&r, block_len);
+		size_t qc_start, qc_len;
+
+		if (!block || !oskr__hs_decode_block(block, block_len,
+						     &m->block))
+			return false;
+		qc_len = (size_t)get_le(&r, 4);
+		qc_start = r.pos;
+		if (r.bad || qc_len > OSKR__HS_QC_MAX_BYTES ||
+		    !read_qc(&r, &m->qc) || r.pos - qc_start != qc_len)
+			return false;
+		if (m->block.height != v->height || m->qc.view != m->block.view)
+			return false;
+	}
+	return reader_done(&r);
+}
+
+bool oskr__hs_decode_ckpt_fetch(const uint8_t *data, size_t len,
+				struct oskr__hs_ckpt_fetch_ref *m)
+{
+	struct reader r;
+
+	reader_init(&r, data, len);
+	if (!read_header(&r, OSKR__HS_MSG_CKPT_FETCH))
+		return false;
+	m->sender = (uint16_t)get_le(&r, 2);
+	m->block_digest = take(&r, OSKR__HS_DIGEST);
+	m->offset = get_le(&r, 8);
+	return reader_done(&r) && m->offset <= OSKR__HS_STATE_MAX;
+}
+
+bool oskr__hs_decode_ckpt_chunk(const uint8_t *data, size_t len,
+				struct oskr__hs_ckpt_chunk_ref *m)
+{
+	struct reader r;
+
+	reader_init(&r, data, len);
+	if (!read_header(&r, OSKR__HS_MSG_CKPT_CHUNK))
+		return false;
+	m->sender = (uint16_t)get_le(&r, 2);
+	m->block_digest = take(&r, OSKR__HS_DIGEST);
+	m->state_digest = take(&r, OSKR__HS_DIGEST);
+	m->total = get_le(&r, 8);
+	m->offset = get_le(&r, 8);
+	m->data_len = (uint32_t)get_le(&r, 4);
+	m->data = take(&r, m->data_len);
+	if (!reader_done(&r) || m->total > OSKR__HS_STATE_MAX)
+		return false;
+	/* the chunk lies inside the state */
+	return m->offset <= m->total && m->data_len <= m->total - m->offset;
+}

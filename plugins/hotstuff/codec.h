@@ -49,6 +49,11 @@ enum oskr__hs_msg_type {
 	OSKR__HS_MSG_FETCH = 5, /* replica -> peer: send me block D */
 	OSKR__HS_MSG_BLOCKS = 6, /* peer -> replica: D and ancestors */
 	OSKR__HS_MSG_REPLY = 7, /* replica -> client */
+	/* state transfer (transfer.c; our addition, docs/hotstuff.md) */
+	OSKR__HS_MSG_CKPT_REQUEST = 8, /* laggard -> peers: your checkpoint */
+	OSKR__HS_MSG_CKPT_OFFER = 9, /* peer -> laggard: signed vouch (+root) */
+	OSKR__HS_MSG_CKPT_FETCH = 10, /* laggard -> peer: state bytes at off */
+	OSKR__HS_MSG_CKPT_CHUNK = 11, /* peer -> laggard: one chunk */
 };
 
 /* ---- decoded views (pointers into the decoded bytes) ---- */
@@ -143,6 +148,53 @@ struct oskr__hs_reply_ref {
 	const uint8_t *sig;
 };
 
+/** CKPT-REQUEST: the sender wants a checkpoint above @c min_height;
+ *  with a target, only a vouch for that checkpoint block. */
+struct oskr__hs_ckpt_request_ref {
+	uint16_t sender;
+	uint64_t min_height;
+	bool has_target;
+	const uint8_t *target; /* digest[32] (zeros without a target) */
+};
+
+/** A replica's signed statement "after executing block (height, digest)
+ *  the state (executed_ops, committed_blocks, state_len bytes hashing to
+ *  state_digest) is what I checkpointed". */
+struct oskr__hs_vouch_ref {
+	uint16_t sender;
+	uint64_t height;
+	const uint8_t *block_digest;
+	uint64_t executed_ops;
+	uint64_t committed_blocks;
+	uint64_t state_len;
+	const uint8_t *state_digest;
+	uint8_t sig_len;
+	const uint8_t *sig;
+};
+
+struct oskr__hs_ckpt_offer_ref {
+	struct oskr__hs_vouch_ref vouch;
+	bool has_block; /* the root block and its QC follow */
+	struct oskr__hs_block_ref block;
+	struct oskr__hs_qc_ref qc;
+};
+
+struct oskr__hs_ckpt_fetch_ref {
+	uint16_t sender;
+	const uint8_t *block_digest;
+	uint64_t offset;
+};
+
+struct oskr__hs_ckpt_chunk_ref {
+	uint16_t sender;
+	const uint8_t *block_digest;
+	const uint8_t *state_digest;
+	uint64_t total;
+	uint64_t offset;
+	uint32_t data_len;
+	const uint8_t *data;
+};
+
 /* ---- writer ---- */
 
 struct oskr__hs_writer {
@@ -223,6 +275,31 @@ bool oskr__hs_decode_request(const uint8_t *data, size_t len,
 			     struct oskr__hs_request_msg_ref *m);
 bool oskr__hs_decode_reply(const uint8_t *data, size_t len,
 			   struct oskr__hs_reply_ref *m);
+
+bool oskr__hs_decode_ckpt_request(const uint8_t *data, size_t len,
+				  struct oskr__hs_ckpt_request_ref *m);
+bool oskr__hs_decode_ckpt_offer(const uint8_t *data, size_t len,
+				struct oskr__hs_ckpt_offer_ref *m);
+bool oskr__hs_decode_ckpt_fetch(const uint8_t *data, size_t len,
+				struct oskr__hs_ckpt_fetch_ref *m);
+bool oskr__hs_decode_ckpt_chunk(const uint8_t *data, size_t len,
+				struct oskr__hs_ckpt_chunk_ref *m);
+
+/** Bytes a vouch signature covers: "HSo1" | sender u16 | height u64 |
+ *  block digest | executed_ops u64 | committed_blocks u64 | state_len u64
+ *  | state digest. */
+#define OSKR__HS_VOUCH_PAYLOAD (4u + 2u + 8u + 32u + 8u + 8u + 8u + 32u)
+void oskr__hs_vouch_payload(uint8_t out[OSKR__HS_VOUCH_PAYLOAD],
+			    const struct oskr__hs_vouch_ref *v);
+/** Append a vouch (without its leading header) to @p w. */
+void oskr__hs_put_vouch(struct oskr__hs_writer *w,
+			const struct oskr__hs_vouch_ref *v);
+/** Fixed bytes of a CKPT-CHUNK before its data. */
+#define OSKR__HS_CHUNK_FIXED \
+	(OSKR__HS_HEADER_SIZE + 2u + 32u + 32u + 8u + 8u + 4u)
+/** Largest application state a replica accepts in a transfer (a
+ *  Byzantine peer could claim any length). */
+#define OSKR__HS_STATE_MAX (UINT64_C(1) << 32)
 
 /** Largest BLOCKS message entries count we accept. */
 #define OSKR__HS_MAX_FETCH_BLOCKS 64u

@@ -128,7 +128,7 @@ static void wait_for_qc_node(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 		return; /* all slots hold newer QCs */
 	}
 	*rs->waiting_qcs[slot] = *qc;
-	oskr__hs_want_block(ctx, rs, qc->digest, hint, true);
+	oskr__hs_want_block(ctx, rs, qc->digest, 0, hint, true);
 }
 
 void oskr__hs_on_qc(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
@@ -571,6 +571,13 @@ void oskr__hs_accept_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	    (ref->height == rs->b_exec->height + 1 &&
 	     memcmp(ref->parent, rs->b_exec->digest, OSKR__HS_DIGEST))) {
 		oskr__hs_drop(ctx, "drop_stale_block");
+		/* A certified-looking block just above our root that does
+		 * not hang off it: the cluster goes on from another root
+		 * (a whole-cluster restart at different checkpoints). */
+		if (ref->height == rs->b_exec->height + 1 && !rs->b_exec->parent)
+			oskr__hs_transfer_need(ctx, rs,
+					       "a block above our root names "
+					       "another parent");
 		return;
 	}
 	if (rs->store.connected_count >= rs->opt.retain_blocks +
@@ -613,7 +620,13 @@ void oskr__hs_accept_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	oskr__hs_store_add(&rs->store, b, false);
 	oskr__hs_got_block(rs, digest);
 	if (!parent)
-		oskr__hs_want_block(ctx, rs, ref->parent, hint_replica, false);
+		oskr__hs_want_block(ctx, rs, ref->parent, ref->height - 1,
+				    hint_replica, false);
+	/* Further above our executed block than peers retain: the blocks
+	 * between are pruned on correct peers, fetching cannot link us. */
+	if (b->height > rs->b_exec->height + rs->opt.retain_blocks +
+				oskr__hs_prune_slack(rs))
+		oskr__hs_transfer_need(ctx, rs, "a block far above our root");
 }
 
 /** Proposal from the leader of its view (signature and QC verified). */
@@ -634,6 +647,59 @@ void oskr__hs_on_proposal(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 		memcpy(rs->seen_digest[proposer], in->digest, OSKR__HS_DIGEST);
 	}
 	oskr__hs_accept_block(ctx, rs, b, in->digest, true, (int32_t)proposer);
+}
+
+void oskr__hs_install_root(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
+			   struct oskr__hs_block *root, uint64_t qc_view,
+			   const uint8_t *qc_raw, size_t qc_len)
+{
+	struct oskr__hs_store *s = &rs->store;
+	struct oskr__hs_block *b, *next;
+
+	/* Everything connected is at or below the new root or hangs off
+	 * an older one: none of it can execute any more. Orphans above the
+	 * root may still connect to it. */
+	for (b = s->connected.list_next; b != &s->connected; b = next) {
+		next = b->list_next;
+		oskr__hs_store_remove(s, b);
+	}
+	for (b = s->orphans.list_next; b != &s->orphans; b = next) {
+		next = b->list_next;
+		if (b->height <= root->height)
+			oskr__hs_store_remove(s, b);
+	}
+	rs->genesis = NULL;
+	memset(rs->missing, 0, sizeof(rs->missing));
+	root->executed = true;
+	root->parent = NULL;
+	oskr__hs_store_add(s, root, true);
+	rs->b_exec = rs->b_lock = rs->b_leaf = rs->qc_high_node = root;
+	rs->qc_high.view = qc_view;
+	memcpy(rs->qc_high.digest, root->digest, OSKR__HS_DIGEST);
+	memcpy(rs->qc_high.bytes, qc_raw, qc_len);
+	rs->qc_high.len = (uint32_t)qc_len;
+	/* Never vote again at or below what we voted before. */
+	if (rs->vheight < root->height)
+		rs->vheight = root->height;
+	if (rs->last_voted_view < root->view)
+		rs->last_voted_view = root->view;
+	if (rs->cur_view < root->view + 1)
+		rs->cur_view = root->view + 1;
+}
+
+void oskr__hs_root_connect_orphans(struct oskr_ctx *ctx,
+				   struct oskr__hs_replica *rs)
+{
+	struct oskr__hs_store *s = &rs->store;
+	struct oskr__hs_block *b;
+
+	process_connected(ctx, rs, rs->b_exec);
+	/* What is still an orphan waits for an ancestor above the root. */
+	for (b = s->orphans.list_next; b != &s->orphans; b = b->list_next)
+		if (!oskr__hs_store_find(s, b->parent_digest))
+			oskr__hs_want_block(ctx, rs, b->parent_digest,
+					    b->height - 1, -1, false);
+	oskr__hs_note_progress(rs);
 }
 
 bool oskr__hs_uncommitted_work(const struct oskr__hs_replica *rs)

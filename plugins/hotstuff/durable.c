@@ -4,8 +4,9 @@
  * block is final (PODC'19 §4.3, Alg. 4 onCommit: the three-chain rule),
  * so the state right after executing one is a stable checkpoint. Every
  * `checkpoint_interval` executed ops, right after executing a block and
- * before the next, the replica asks the host to snapshot the app (app =
- * NULL) and to keep a protocol blob with it.
+ * before the next, the replica snapshots the app (app_snapshot) and asks
+ * the host to persist those bytes with a protocol blob; it keeps the same
+ * bytes to serve state transfers (transfer.c).
  *
  * The blob carries the executed block itself (its encoding, which is what
  * its digest covers) and the QC that certifies it: a restarted replica
@@ -38,32 +39,43 @@ void oskr__hs_maybe_checkpoint(struct oskr_ctx *ctx,
 			       const uint8_t *qc, size_t qc_len)
 {
 	uint64_t interval = rs->opt.checkpoint_interval;
-	uint8_t *clients = NULL, *blob = NULL;
-	size_t clients_len = 0, blob_len = 0;
+	uint8_t *clients = NULL, *blob = NULL, *state = NULL;
+	size_t clients_len = 0, blob_len = 0, state_len = 0, app_len = 0;
+	bool durable = OSKR_HOST_HAS(ctx->host, checkpoint_stable);
+	void *app = NULL;
 	int err;
 
 	if (!interval || rs->executed_ops / interval <= rs->checkpoint_epoch)
 		return;
 	/* Without its QC this block cannot be a root: the next executed
 	 * block whose QC we hold is the checkpoint instead. */
-	if (!qc || !OSKR_HOST_HAS(ctx->host, checkpoint_stable))
+	if (!qc)
 		return;
 	rs->checkpoint_epoch = rs->executed_ops / interval;
-	err = oskr__hs_clients_serialize(&rs->requests, &clients,
-					 &clients_len);
+	/* The app holds exactly the state after this block (the next one
+	 * is not executed yet): snapshot it once, persist those bytes and
+	 * serve the same bytes to lagging peers (transfer.c). */
+	err = ctx->host->app_snapshot(ctx, &app, &app_len);
 	if (!err)
+		err = oskr__hs_clients_serialize(&rs->requests, &clients,
+						 &clients_len);
+	if (!err && durable)
 		err = oskr__hs_resume_encode(rs->n, rs->f, rs->executed_ops,
 					     rs->committed_blocks, b, qc,
 					     qc_len, clients, clients_len,
 					     &blob, &blob_len);
-	/* app = NULL: the host snapshots the app now, which holds exactly
-	 * the state after this block (the next one is not executed yet). */
+	if (!err && durable)
+		err = ctx->host->checkpoint_stable(ctx, rs->executed_ops, app,
+						   app_len, blob, blob_len);
 	if (!err)
-		err = ctx->host->checkpoint_stable(ctx, rs->executed_ops, NULL,
-						   0, blob, blob_len);
+		err = oskr__hs_state_build(clients, clients_len, app, app_len,
+					   &state, &state_len);
+	if (app)
+		ctx->host->blob_free(ctx, app);
 	free(clients);
 	free(blob);
 	if (err) {
+		free(state);
 		oskr__hs_drop(ctx, "checkpoint_persist_failures");
 		ctx->host->log(ctx, OSKR_LOG_WARN,
 			       "cannot persist the checkpoint at block height "
@@ -71,7 +83,11 @@ void oskr__hs_maybe_checkpoint(struct oskr_ctx *ctx,
 			       (unsigned long long)b->height, err);
 		return;
 	}
-	ctx->host->count(ctx, OSKR_COUNTER_CHECKPOINTS, 1);
+	oskr__hs_serve_checkpoint(ctx, rs, b->raw, b->raw_len, b->height,
+				  b->digest, qc, qc_len, rs->executed_ops,
+				  rs->committed_blocks, state, state_len);
+	if (durable)
+		ctx->host->count(ctx, OSKR_COUNTER_CHECKPOINTS, 1);
 }
 
 /* ---- resuming (replica_init) ---- */
@@ -98,6 +114,29 @@ static bool qc_verifies(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 				       qc->sigs[i].len))
 			return false;
 	return true;
+}
+
+/* A whole cluster may restart at different checkpoints: serve ours at
+ * once, so a replica that resumed lower can transfer it. Best effort. */
+static void serve_resumed(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
+			  const struct oskr__hs_resume_point *point,
+			  const struct oskr__hs_block *root)
+{
+	uint8_t *state = NULL;
+	size_t state_len = 0, app_len = 0;
+	void *app = NULL;
+
+	if (ctx->host->app_snapshot(ctx, &app, &app_len))
+		return;
+	if (!oskr__hs_state_build(point->clients, point->clients_len, app,
+				  app_len, &state, &state_len))
+		oskr__hs_serve_checkpoint(ctx, rs, root->raw, root->raw_len,
+					  root->height, root->digest,
+					  point->qc.raw, point->qc.raw_len,
+					  point->executed_ops,
+					  point->committed_blocks, state,
+					  state_len);
+	ctx->host->blob_free(ctx, app);
 }
 
 int oskr__hs_resume(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
@@ -154,24 +193,16 @@ int oskr__hs_resume(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	 * parent stays unknown: older blocks are stale (accept_block), so
 	 * fetching stops here. We may have voted above it before the crash
 	 * but do not know where: vheight and the last voted view start at
-	 * the root (docs/hotstuff.md, "Durable checkpoints"). */
-	root->executed = true;
-	oskr__hs_store_remove(&rs->store, rs->genesis);
-	rs->genesis = NULL;
-	oskr__hs_store_add(&rs->store, root, true);
-	rs->b_exec = rs->b_lock = rs->b_leaf = rs->qc_high_node = root;
-	rs->qc_high.view = point->qc.view;
-	memcpy(rs->qc_high.digest, digest, OSKR__HS_DIGEST);
-	memcpy(rs->qc_high.bytes, point->qc.raw, point->qc.raw_len);
-	rs->qc_high.len = (uint32_t)point->qc.raw_len;
-	rs->vheight = root->height;
-	rs->last_voted_view = root->view;
-	rs->cur_view = root->view + 1;
+	 * the root (docs/hotstuff.md, "Durable checkpoints"). A state
+	 * transfer installs its root the same way (transfer.c). */
+	oskr__hs_install_root(ctx, rs, root, point->qc.view, point->qc.raw,
+			      point->qc.raw_len);
 	rs->executed_ops = point->executed_ops;
 	rs->committed_blocks = point->committed_blocks;
 	if (rs->opt.checkpoint_interval)
 		rs->checkpoint_epoch =
 			point->executed_ops / rs->opt.checkpoint_interval;
+	serve_resumed(ctx, rs, point, root);
 	ctx->host->count(ctx, "checkpoint_resumes", 1);
 	ctx->host->log(ctx, OSKR_LOG_INFO,
 		       "resumed at block height %llu (op %llu)",

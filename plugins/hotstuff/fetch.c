@@ -17,8 +17,10 @@
  *    oldest one's parent the next missing digest.
  *
  * Peers keep retain_blocks executed blocks (core.c prune): a replica that
- * fell further behind than that cannot catch up by fetching blocks (that
- * would need a state transfer; see docs/hotstuff.md).
+ * fell further behind than that cannot catch up by fetching blocks. A
+ * peer that misses a fetch answers with its checkpoint (an OFFER), and a
+ * fetch that gives up asks for one: transfer.c then installs a
+ * checkpoint from which fetching goes on.
  */
 #include <string.h>
 
@@ -69,7 +71,7 @@ static void arm_fetch_timer(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 }
 
 void oskr__hs_want_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
-			 const uint8_t digest[OSKR__HS_DIGEST],
+			 const uint8_t digest[OSKR__HS_DIGEST], uint64_t height,
 			 int32_t hint_replica, bool defer)
 {
 	struct oskr__hs_missing *slot = NULL;
@@ -89,6 +91,7 @@ void oskr__hs_want_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	}
 	memset(slot, 0, sizeof(*slot));
 	slot->used = true;
+	slot->height = height;
 	memcpy(slot->digest, digest, OSKR__HS_DIGEST);
 	slot->next_target = rs->id + 1;
 	if (hint_replica >= 0 && (uint32_t)hint_replica < rs->n &&
@@ -104,6 +107,17 @@ void oskr__hs_want_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 		send_fetch(ctx, rs, digest, target);
 	}
 	arm_fetch_timer(ctx, rs);
+}
+
+uint64_t oskr__hs_lowest_missing(const struct oskr__hs_replica *rs)
+{
+	uint64_t lowest = 0;
+
+	for (unsigned i = 0; i < OSKR__HS_MISSING_MAX; i++)
+		if (rs->missing[i].used && rs->missing[i].height &&
+		    (!lowest || rs->missing[i].height < lowest))
+			lowest = rs->missing[i].height;
+	return lowest;
 }
 
 bool oskr__hs_is_wanted(const struct oskr__hs_replica *rs,
@@ -129,7 +143,7 @@ static void on_fetch_timer(struct oskr_ctx *ctx, void *state, void *arg)
 {
 	struct oskr__hs_replica *rs = state;
 	uint64_t now = ctx->host->now_ns(ctx);
-	bool any = false;
+	bool any = false, gave_up = false;
 
 	rs->fetch_timer = 0;
 	for (unsigned i = 0; i < OSKR__HS_MISSING_MAX; i++) {
@@ -149,6 +163,7 @@ static void on_fetch_timer(struct oskr_ctx *ctx, void *state, void *arg)
 			 * existed): give up; a newer block will ask again. */
 			ctx->host->count(ctx, "fetch_gave_up", 1);
 			m->used = false;
+			gave_up = true;
 			continue;
 		}
 		m->attempts++;
@@ -157,6 +172,9 @@ static void on_fetch_timer(struct oskr_ctx *ctx, void *state, void *arg)
 	}
 	if (any)
 		arm_fetch_timer(ctx, rs);
+	/* Pruned everywhere (or never existed): only a checkpoint helps. */
+	if (gave_up)
+		oskr__hs_transfer_need(ctx, rs, "a block fetch gave up");
 	oskr__hs_pacemaker_refresh(ctx, rs);
 }
 
@@ -172,6 +190,9 @@ void oskr__hs_on_fetch(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 
 	if (!b || !b->connected) {
 		ctx->host->count(ctx, "fetch_misses", 1);
+		/* Pruned here, perhaps: our checkpoint lets the asker skip
+		 * what it cannot fetch any more (transfer.c). */
+		oskr__hs_transfer_on_fetch_miss(ctx, rs, in);
 		return;
 	}
 	if (limit > OSKR__HS_MAX_FETCH_BLOCKS)

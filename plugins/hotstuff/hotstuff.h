@@ -13,6 +13,7 @@
  *   fetch.c      catch-up: BLOCK-FETCH and BLOCKS
  *   durable.c    durable checkpoints: declaring them, resuming from one
  *   durable_codec.c  their protocol blob (pure: tests compile it in)
+ *   transfer.c   state transfer from a peer's checkpoint (chunks, vouches)
  *   receive.c    stateless decode + signature verification, dispatch
  *   client.c     the client side
  *   plugin.c     the descriptor, replica init/fini
@@ -170,6 +171,7 @@ struct oskr__hs_new_view_set {
 struct oskr__hs_missing {
 	bool used;
 	uint8_t digest[OSKR__HS_DIGEST];
+	uint64_t height; /* of the missing block; 0 = unknown (a QC's) */
 	uint32_t attempts;
 	uint32_t next_target;
 	uint64_t last_sent_ns;
@@ -181,6 +183,70 @@ struct oskr__hs_last_vote {
 	uint8_t digest[OSKR__HS_DIGEST];
 	uint8_t sig_len;
 	uint8_t sig[OSKR_SIGNATURE_MAX];
+};
+
+/* ---- state transfer (transfer.c) ---- */
+
+#define OSKR__HS_VOUCH_RING 32
+
+/** What a checkpoint is, as a replica signs it (a vouch): the state
+ *  after executing block (height, block_digest). */
+struct oskr__hs_ckpt_id {
+	uint64_t height;
+	uint8_t block_digest[OSKR__HS_DIGEST];
+	uint64_t executed_ops;
+	uint64_t committed_blocks;
+	uint64_t state_len;
+	uint8_t state_digest[OSKR__HS_DIGEST];
+};
+
+struct oskr__hs_own_vouch {
+	bool valid;
+	struct oskr__hs_ckpt_id id;
+	uint8_t sig_len;
+	uint8_t sig[OSKR_SIGNATURE_MAX];
+};
+
+/** The one checkpoint this replica serves: its state bytes
+ *  (clients_len u32 | client table | app snapshot), root block and QC. */
+struct oskr__hs_served {
+	bool valid;
+	struct oskr__hs_own_vouch vouch;
+	uint8_t *state;
+	uint8_t *block;
+	size_t block_len;
+	uint8_t qc[OSKR__HS_QC_MAX_BYTES];
+	size_t qc_len;
+	uint64_t last_served_ns; /* pinned while a peer downloads it */
+};
+
+struct oskr__hs_transfer {
+	bool active;
+	uint64_t last_start_ns;
+	uint32_t attempts; /* timer rounds without progress */
+	uint64_t progress_ns;
+	oskr_timer_id timer;
+	/* the candidate root: verified block and QC (owned copies) */
+	bool have_candidate;
+	struct oskr__hs_ckpt_id cand; /* as its first offerer claimed */
+	uint8_t *block;
+	size_t block_len;
+	uint8_t qc[OSKR__HS_QC_MAX_BYTES];
+	size_t qc_len;
+	uint32_t offerer;
+	/* signed vouches for the candidate block, by signer */
+	uint64_t vouch_mask;
+	struct oskr__hs_ckpt_id vouches[OSKR__HS_MAX_REPLICAS];
+	/* f + 1 signers agree on this id: download and check against it */
+	bool agreed;
+	struct oskr__hs_ckpt_id agreed_id;
+	uint64_t agreed_mask; /* who vouched for agreed_id */
+	uint32_t source;
+	uint32_t source_cursor;
+	uint8_t *data;
+	uint64_t received;
+	/* unsolicited offers sent per peer (after a fetch miss) */
+	uint64_t last_offer_ns[OSKR__HS_MAX_REPLICAS];
 };
 
 /* ---- requests ---- */
@@ -275,6 +341,10 @@ struct oskr__hs_replica {
 	uint64_t committed_height;
 	/* executed_ops / checkpoint_interval at the last checkpoint */
 	uint64_t checkpoint_epoch;
+	struct oskr__hs_own_vouch vouch_ring[OSKR__HS_VOUCH_RING];
+	uint32_t vouch_ring_next;
+	struct oskr__hs_served served;
+	struct oskr__hs_transfer transfer;
 	uint8_t *result_scratch;
 	size_t result_scratch_size;
 	struct oskr__hs_qc *scratch_qc; /* formed QCs */
@@ -309,7 +379,13 @@ struct oskr__hs_inbound {
 		struct oskr__hs_new_view_ref new_view;
 		struct oskr__hs_fetch_ref fetch;
 		struct oskr__hs_request_msg_ref request;
+		struct oskr__hs_ckpt_request_ref ckpt_request;
+		struct oskr__hs_ckpt_offer_ref ckpt_offer;
+		struct oskr__hs_ckpt_fetch_ref ckpt_fetch;
+		struct oskr__hs_ckpt_chunk_ref ckpt_chunk;
 	} m;
+	/* CKPT-OFFER: the bytes its vouch signature covers. */
+	uint8_t vouch_payload[OSKR__HS_VOUCH_PAYLOAD];
 	/* BLOCKS: decoded blocks, digests (oldest last, as sent). */
 	uint32_t block_count;
 	struct oskr__hs_block_ref *blocks;
@@ -343,6 +419,16 @@ void oskr__hs_accept_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 			   const struct oskr__hs_block_ref *ref,
 			   const uint8_t digest[OSKR__HS_DIGEST], bool live,
 			   int32_t hint_replica);
+/** Make @p root (executed, certified by @p qc_raw) the root of the
+ *  tree, as a resumed or transferred checkpoint: every connected block is
+ *  dropped, orphans above it are kept. Takes ownership of @p root. */
+void oskr__hs_install_root(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
+			   struct oskr__hs_block *root, uint64_t qc_view,
+			   const uint8_t *qc_raw, size_t qc_len);
+/** After install_root at run time: connect the orphans that hang off the
+ *  root (Alg. 4 runs for them) and fetch the parents of the others. */
+void oskr__hs_root_connect_orphans(struct oskr_ctx *ctx,
+				   struct oskr__hs_replica *rs);
 /** Walk the chain from b_leaf down to b_exec: any block with requests? */
 bool oskr__hs_uncommitted_work(const struct oskr__hs_replica *rs);
 int oskr__hs_core_init(struct oskr_ctx *ctx, struct oskr__hs_replica *rs);
@@ -435,13 +521,52 @@ void oskr__hs_maybe_checkpoint(struct oskr_ctx *ctx,
  *  restored, if any and valid. 0 or -ENOMEM. */
 int oskr__hs_resume(struct oskr_ctx *ctx, struct oskr__hs_replica *rs);
 
+/** Keep (and vouch for) the checkpoint at @p b: @p state is
+ *  clients_len u32 | clients | app, taken over (freed by transfer.c). */
+void oskr__hs_serve_checkpoint(struct oskr_ctx *ctx,
+			       struct oskr__hs_replica *rs,
+			       const uint8_t *block_raw, size_t block_len,
+			       uint64_t height,
+			       const uint8_t block_digest[OSKR__HS_DIGEST],
+			       const uint8_t *qc, size_t qc_len,
+			       uint64_t executed_ops, uint64_t committed_blocks,
+			       uint8_t *state, size_t state_len);
+/** Build the served state bytes from a client table and an app blob. */
+int oskr__hs_state_build(const uint8_t *clients, size_t clients_len,
+			 const void *app, size_t app_len, uint8_t **out,
+			 size_t *out_len);
+
+/* ---- state transfer (transfer.c) ---- */
+
+/** We cannot link to the chain (@p why for the log): ask peers for a
+ *  checkpoint above our root. Rate-limited; no-op while one runs. */
+void oskr__hs_transfer_need(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
+			    const char *why);
+/** A FETCH for @p digest missed here: tell the asker our checkpoint. */
+void oskr__hs_transfer_on_fetch_miss(struct oskr_ctx *ctx,
+				     struct oskr__hs_replica *rs,
+				     struct oskr__hs_inbound *in);
+void oskr__hs_on_ckpt_request(struct oskr_ctx *ctx,
+			      struct oskr__hs_replica *rs,
+			      struct oskr__hs_inbound *in);
+void oskr__hs_on_ckpt_offer(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
+			    struct oskr__hs_inbound *in);
+void oskr__hs_on_ckpt_fetch(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
+			    struct oskr__hs_inbound *in);
+void oskr__hs_on_ckpt_chunk(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
+			    struct oskr__hs_inbound *in);
+void oskr__hs_transfer_fini(struct oskr_ctx *ctx, struct oskr__hs_replica *rs);
+
 /* ---- catch-up (fetch.c) ---- */
 
-/** We need block @p digest: fetch it (from @p hint_replica first), now
- *  or, with @p defer, after fetch_timeout if it has not arrived. */
+/** We need block @p digest (at @p height, 0 when unknown): fetch it
+ *  (from @p hint_replica first), now or, with @p defer, after
+ *  fetch_timeout if it has not arrived. */
 void oskr__hs_want_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
-			 const uint8_t digest[OSKR__HS_DIGEST],
+			 const uint8_t digest[OSKR__HS_DIGEST], uint64_t height,
 			 int32_t hint_replica, bool defer);
+/** Lowest known height among the blocks we are fetching (0: none). */
+uint64_t oskr__hs_lowest_missing(const struct oskr__hs_replica *rs);
 bool oskr__hs_is_wanted(const struct oskr__hs_replica *rs,
 			const uint8_t digest[OSKR__HS_DIGEST]);
 void oskr__hs_got_block(struct oskr__hs_replica *rs,

@@ -59,6 +59,7 @@ static int replica_init(struct oskr_ctx *ctx, void *state)
 	return 0;
 
 err_requests:
+	oskr__hs_transfer_fini(ctx, rs);
 	oskr__hs_core_fini(ctx, rs);
 	oskr__hs_requests_fini(&rs->requests);
 err_free:
@@ -78,6 +79,7 @@ static void replica_fini(struct oskr_ctx *ctx, void *state)
 	oskr__hs_pacemaker_fini(ctx, rs);
 	oskr__hs_proposer_fini(ctx, rs);
 	oskr__hs_fetch_fini(ctx, rs);
+	oskr__hs_transfer_fini(ctx, rs);
 	oskr__hs_requests_fini(&rs->requests);
 	oskr__hs_core_fini(ctx, rs);
 	free(rs->result_scratch);

@@ -171,6 +171,18 @@ static void stateful_dispatch(struct oskr_ctx *ctx, void *state, void *arg)
 	case OSKR__HS_MSG_BLOCKS:
 		oskr__hs_on_blocks(ctx, rs, in);
 		break;
+	case OSKR__HS_MSG_CKPT_REQUEST:
+		oskr__hs_on_ckpt_request(ctx, rs, in);
+		break;
+	case OSKR__HS_MSG_CKPT_OFFER:
+		oskr__hs_on_ckpt_offer(ctx, rs, in);
+		break;
+	case OSKR__HS_MSG_CKPT_FETCH:
+		oskr__hs_on_ckpt_fetch(ctx, rs, in);
+		break;
+	case OSKR__HS_MSG_CKPT_CHUNK:
+		oskr__hs_on_ckpt_chunk(ctx, rs, in);
+		break;
 	default:
 		break;
 	}
@@ -450,20 +462,79 @@ static void receive_blocks(struct oskr_ctx *ctx, void *state,
 	verify_and_submit(ctx, state, job);
 }
 
+/**
+ * CKPT-OFFER (transfer.c): a replica's signed vouch for its checkpoint,
+ * with the root block and the QC that certifies it. The vouch signature
+ * and, with a block, the QC's n - f signatures are verified here; the
+ * block must hash to the vouched digest and the QC must name it.
+ */
+static void receive_ckpt_offer(struct oskr_ctx *ctx, void *state,
+			       const struct oskr_msg *msg)
+{
+	struct oskr__hs_replica *rs = state;
+	struct verify_job *job = new_job(ctx, msg, OSKR__HS_MSG_CKPT_OFFER);
+	struct oskr__hs_ckpt_offer_ref *m;
+
+	if (!job)
+		return;
+	m = &job->in->m.ckpt_offer;
+	if (!oskr__hs_decode_ckpt_offer(msg->buf->data, msg->buf->len, m))
+		return drop_job(ctx, job, "drop_malformed");
+	if (m->vouch.sender >= rs->n)
+		return drop_job(ctx, job, "drop_bad_sender");
+	if (m->has_block) {
+		if (!oskr__hs_qc_well_formed(ctx, rs, &m->qc) ||
+		    m->qc.count == 0)
+			return drop_job(ctx, job, "drop_bad_qc");
+		ctx->host->digest(ctx, m->block.raw, m->block.raw_len,
+				  job->in->digest);
+		if (memcmp(job->in->digest, m->vouch.block_digest,
+			   OSKR__HS_DIGEST) ||
+		    memcmp(m->qc.digest, job->in->digest, OSKR__HS_DIGEST))
+			return drop_job(ctx, job, "drop_bad_block");
+	}
+	if (job_reserve(job, 1u + (m->has_block ? m->qc.count : 0u), 1))
+		return drop_job(ctx, job, "drop_no_memory");
+	oskr__hs_vouch_payload(job->in->vouch_payload, &m->vouch);
+	add_check(job, m->vouch.sender, job->in->vouch_payload,
+		  OSKR__HS_VOUCH_PAYLOAD, m->vouch.sig, m->vouch.sig_len,
+		  "drop_bad_signature");
+	if (m->has_block)
+		add_qc_checks(job, &m->qc);
+	verify_and_submit(ctx, state, job);
+}
+
 static void receive_simple(struct oskr_ctx *ctx, const struct oskr_msg *msg,
 			   enum oskr__hs_msg_type type)
 {
 	struct verify_job *job = new_job(ctx, msg, type);
+	const uint8_t *data = msg->buf->data;
+	uint32_t len = msg->buf->len;
 	bool ok;
 
 	if (!job)
 		return;
-	if (type == OSKR__HS_MSG_FETCH)
-		ok = oskr__hs_decode_fetch(msg->buf->data, msg->buf->len,
-					   &job->in->m.fetch);
-	else
-		ok = oskr__hs_decode_request(msg->buf->data, msg->buf->len,
-					     &job->in->m.request);
+	switch (type) {
+	case OSKR__HS_MSG_FETCH:
+		ok = oskr__hs_decode_fetch(data, len, &job->in->m.fetch);
+		break;
+	case OSKR__HS_MSG_CKPT_REQUEST:
+		ok = oskr__hs_decode_ckpt_request(data, len,
+						  &job->in->m.ckpt_request);
+		break;
+	case OSKR__HS_MSG_CKPT_FETCH:
+		ok = oskr__hs_decode_ckpt_fetch(data, len,
+						&job->in->m.ckpt_fetch);
+		break;
+	case OSKR__HS_MSG_CKPT_CHUNK:
+		/* Unsigned: checked against the agreed digest (transfer.c). */
+		ok = oskr__hs_decode_ckpt_chunk(data, len,
+						&job->in->m.ckpt_chunk);
+		break;
+	default:
+		ok = oskr__hs_decode_request(data, len, &job->in->m.request);
+		break;
+	}
 	if (!ok)
 		return drop_job(ctx, job, "drop_malformed");
 	submit_inbound(ctx, job->in);
@@ -498,6 +569,22 @@ void oskr__hs_replica_receive(struct oskr_ctx *ctx, void *state,
 		break;
 	case OSKR__HS_MSG_BLOCKS:
 		receive_blocks(ctx, state, msg);
+		break;
+	case OSKR__HS_MSG_CKPT_OFFER:
+		receive_ckpt_offer(ctx, state, msg);
+		break;
+	case OSKR__HS_MSG_CKPT_REQUEST:
+	case OSKR__HS_MSG_CKPT_FETCH:
+	case OSKR__HS_MSG_CKPT_CHUNK:
+		/* Unsigned, from replicas only: answering costs bandwidth,
+		 * and what is installed is checked against f + 1 vouches. */
+		if (msg->from_replica < 0) {
+			oskr__hs_drop(ctx, "drop_bad_sender");
+			break;
+		}
+		receive_simple(ctx, msg,
+			       (enum oskr__hs_msg_type)oskr__hs_peek_type(
+				       msg->buf->data, msg->buf->len));
 		break;
 	default:
 		oskr__hs_drop(ctx, "drop_malformed");

@@ -5,7 +5,8 @@
  * points inside the input (QC signatures, block parents, requests, ops,
  * vote and proposal signatures); counts respect the codec's limits; the
  * request and block iterators walk exactly the decoded counts; a decoded
- * QC re-encodes to its raw bytes.
+ * QC re-encodes to its raw bytes; state-transfer messages (types 8-11)
+ * point inside the input and a chunk lies inside its state.
  */
 #include <string.h>
 
@@ -132,6 +133,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (oskr__hs_decode_request(data, size, &request))
 		FUZZ_CHECK(fuzz_inside(data, size, request.op,
 				       request.op_len));
+
+	struct oskr__hs_ckpt_request_ref ckpt_request;
+	if (oskr__hs_decode_ckpt_request(data, size, &ckpt_request))
+		FUZZ_CHECK(fuzz_inside(data, size, ckpt_request.target,
+				       OSKR__HS_DIGEST));
+
+	static struct oskr__hs_ckpt_offer_ref offer;
+	if (oskr__hs_decode_ckpt_offer(data, size, &offer)) {
+		FUZZ_CHECK(fuzz_inside(data, size, offer.vouch.block_digest,
+				       OSKR__HS_DIGEST));
+		FUZZ_CHECK(fuzz_inside(data, size, offer.vouch.state_digest,
+				       OSKR__HS_DIGEST));
+		FUZZ_CHECK(fuzz_inside(data, size, offer.vouch.sig,
+				       offer.vouch.sig_len));
+		FUZZ_CHECK(offer.vouch.height > 0 &&
+			   offer.vouch.state_len <= OSKR__HS_STATE_MAX);
+		if (offer.has_block) {
+			check_block(data, size, &offer.block);
+			check_qc(data, size, &offer.qc);
+			FUZZ_CHECK(offer.block.height == offer.vouch.height);
+		}
+	}
+
+	struct oskr__hs_ckpt_fetch_ref ckpt_fetch;
+	if (oskr__hs_decode_ckpt_fetch(data, size, &ckpt_fetch))
+		FUZZ_CHECK(fuzz_inside(data, size, ckpt_fetch.block_digest,
+				       OSKR__HS_DIGEST));
+
+	struct oskr__hs_ckpt_chunk_ref chunk;
+	if (oskr__hs_decode_ckpt_chunk(data, size, &chunk)) {
+		FUZZ_CHECK(fuzz_inside(data, size, chunk.data, chunk.data_len));
+		FUZZ_CHECK(chunk.total <= OSKR__HS_STATE_MAX &&
+			   chunk.offset + chunk.data_len <= chunk.total);
+		fuzz_touch(chunk.data, chunk.data_len);
+	}
 
 	struct oskr__hs_reply_ref reply;
 	if (oskr__hs_decode_reply(data, size, &reply)) {

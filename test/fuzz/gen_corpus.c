@@ -636,6 +636,61 @@ static void seeds_hotstuff(void)
 	oskr__hs_put_u8(&w, sizeof(sig));
 	oskr__hs_put_bytes(&w, sig, sizeof(sig));
 	hs_write("reply", &w);
+
+	/* state transfer (plugins/hotstuff/transfer.c) */
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_REQUEST);
+	oskr__hs_put_u16(&w, 3);
+	oskr__hs_put_u64(&w, 17);
+	oskr__hs_put_u8(&w, 1);
+	oskr__hs_put_bytes(&w, digest, sizeof(digest));
+	hs_write("ckpt_request", &w);
+
+	struct oskr__hs_vouch_ref vouch = {
+		.sender = 1,
+		.height = 2,
+		.block_digest = digest,
+		.executed_ops = 40,
+		.committed_blocks = 2,
+		.state_len = 100,
+		.state_digest = digest,
+		.sig_len = sizeof(sig),
+		.sig = sig,
+	};
+	size_t root_qc_len = hs_qc(qc, sizeof(qc), 2, 3);
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_OFFER);
+	oskr__hs_put_vouch(&w, &vouch);
+	oskr__hs_put_u8(&w, 1);
+	oskr__hs_put_u32(&w, (uint32_t)block_len);
+	oskr__hs_put_bytes(&w, block, block_len);
+	oskr__hs_put_u32(&w, (uint32_t)root_qc_len);
+	oskr__hs_put_bytes(&w, qc, root_qc_len);
+	hs_write("ckpt_offer", &w);
+
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_OFFER);
+	oskr__hs_put_vouch(&w, &vouch);
+	oskr__hs_put_u8(&w, 0);
+	hs_write("ckpt_vouch", &w);
+
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_FETCH);
+	oskr__hs_put_u16(&w, 3);
+	oskr__hs_put_bytes(&w, digest, sizeof(digest));
+	oskr__hs_put_u64(&w, 64);
+	hs_write("ckpt_fetch", &w);
+
+	oskr__hs_writer_init(&w, buf, sizeof(buf));
+	oskr__hs_put_header(&w, OSKR__HS_MSG_CKPT_CHUNK);
+	oskr__hs_put_u16(&w, 1);
+	oskr__hs_put_bytes(&w, digest, sizeof(digest));
+	oskr__hs_put_bytes(&w, digest, sizeof(digest));
+	oskr__hs_put_u64(&w, 100);
+	oskr__hs_put_u64(&w, 64);
+	oskr__hs_put_u32(&w, 36);
+	oskr__hs_put_bytes(&w, block, 36);
+	hs_write("ckpt_chunk", &w);
 }
 #endif
 
