@@ -156,6 +156,9 @@ int oskr__hs_resume(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	 * but do not know where: vheight and the last voted view start at
 	 * the root (docs/hotstuff.md, "Durable checkpoints"). */
 	root->executed = true;
+	/* Its history is unknown: every replica counts as active at it
+	 * (docs/hotstuff.md, "Leader rotation"). */
+	oskr__hs_note_activity(rs, root);
 	oskr__hs_store_remove(&rs->store, rs->genesis);
 	rs->genesis = NULL;
 	oskr__hs_store_add(&rs->store, root, true);
