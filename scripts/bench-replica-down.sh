@@ -58,5 +58,12 @@ for ((run = 0; run < runs; run++)); do
 	done
 	sleep 1
 	"$build/oskr-bench" -c "$dir/config.yaml" "$@"
+	# A replica that could not start (port taken by another cluster on
+	# this machine) or died makes the run meaningless: say so.
+	for pid in "${pids[@]}"; do
+		kill -0 "$pid" 2>/dev/null ||
+			echo "bench-replica-down: replica pid $pid exited" \
+			     "during the run (logs: $dir/replica-*.log)" >&2
+	done
 	stop_all
 done

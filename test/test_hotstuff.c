@@ -1044,7 +1044,8 @@ START_TEST(test_reputation_excludes_failing_leader)
 	uint64_t rep = silent_leader_timeouts(REPUTATION_OPTIONS, 26);
 	uint64_t rr = silent_leader_timeouts(ROUND_ROBIN_OPTIONS, 26);
 
-	ck_assert_msg(rep * 2 < rr, "reputation %llu timeouts, round-robin %llu",
+	ck_assert_msg(rep * 2 < rr,
+		      "reputation %llu timeouts, round-robin %llu",
 		      (unsigned long long)rep, (unsigned long long)rr);
 }
 END_TEST
