@@ -994,6 +994,9 @@ START_TEST(test_options_validated)
 		"adaptive: maybe\n",
 		"view_timeout_ms: 0\n",
 		"backoff: 100\n",
+		"leader_reputation: sometimes\n",
+		"reputation_window: 0\n",
+		"round_robin_every: 0\n",
 	};
 
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1023,6 +1026,284 @@ START_TEST(test_options_validated)
 
 		ck_assert(oskr_sim_create(&sim, &c) != 0);
 	}
+}
+END_TEST
+
+/* ---- leader rotation (docs/hotstuff.md, "Leader rotation") ---- */
+
+#define REPUTATION_WINDOW 8
+#define ROUND_ROBIN_EVERY 16
+#define REPUTATION_OPTIONS                                              \
+	FAST_OPTIONS "reputation_window: 8\nround_robin_every: 16\n"
+#define ROUND_ROBIN_OPTIONS FAST_OPTIONS "leader_reputation: false\n"
+
+struct crash_run {
+	uint64_t timeouts; /* max over replicas 0..2 while 3 was down */
+	uint64_t views; /* views replica 0 went through meanwhile */
+};
+
+/** 100 requests with all four up, crash replica 3, 600 more: count the
+ *  view timeouts of the live replicas over the 600. */
+static struct crash_run run_with_crashed_leader(const char *options,
+						uint64_t seed)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 8, seed, options);
+	struct crash_run out = { 0 };
+	uint64_t before[3], view0;
+
+	run_all(sim, 100, 20 * SEC);
+	oskr_sim_crash(sim, 3);
+	for (uint32_t r = 0; r < 3; r++)
+		before[r] = oskr_sim_counter(sim, (int32_t)r,
+					     OSKR_COUNTER_VIEW_CHANGES);
+	view0 = state_of(sim, 0)->cur_view;
+	run_all(sim, 600, 300 * SEC);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 700);
+	for (uint32_t r = 0; r < 3; r++) {
+		uint64_t t = oskr_sim_counter(sim, (int32_t)r,
+					      OSKR_COUNTER_VIEW_CHANGES) -
+			     before[r];
+
+		if (t > out.timeouts)
+			out.timeouts = t;
+	}
+	out.views = state_of(sim, 0)->cur_view - view0;
+	ck_assert_uint_eq(counter_sum(sim, 4, "safety_violations"), 0);
+	oskr_sim_destroy(sim);
+	return out;
+}
+
+/*
+ * One replica crashed: by reputation it leaves the active set once
+ * reputation_window blocks pass without it, so it leads (and times out)
+ * only until then, at most one view in n while in the set, plus its
+ * round-robin views (one in round_robin_every * n). Round-robin times
+ * out every n views. Counts, not timings: both runs commit the same 600
+ * requests.
+ */
+START_TEST(test_reputation_skips_crashed_leader)
+{
+	struct crash_run rep = run_with_crashed_leader(REPUTATION_OPTIONS, 21);
+	struct crash_run rr = run_with_crashed_leader(ROUND_ROBIN_OPTIONS, 21);
+	uint64_t bound = REPUTATION_WINDOW / 2 + 2 +
+			 rep.views / (ROUND_ROBIN_EVERY * 4) + 2;
+
+	ck_assert_msg(rep.timeouts <= bound,
+		      "reputation: %llu timeouts over %llu views (bound %llu)",
+		      (unsigned long long)rep.timeouts,
+		      (unsigned long long)rep.views,
+		      (unsigned long long)bound);
+	/* Round-robin: the dead replica leads every 4th view. */
+	ck_assert_msg(rr.timeouts >= rr.views / 8,
+		      "round-robin: %llu timeouts over %llu views",
+		      (unsigned long long)rr.timeouts,
+		      (unsigned long long)rr.views);
+	ck_assert_uint_lt(rep.timeouts * 4, rr.timeouts);
+}
+END_TEST
+
+static uint64_t blocks_since_active(struct oskr_sim *sim, uint32_t observer,
+				    uint32_t r)
+{
+	return state_of(sim, observer)->b_leaf->since_active[r];
+}
+
+/*
+ * The crashed replica restarts (empty: it fetches the chain) and leads
+ * again within a bounded number of views: its round-robin view comes at
+ * least once every round_robin_every * n views, and its votes in QCs
+ * bring it back into the active set.
+ */
+START_TEST(test_reputation_restarted_replica_leads_again)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 8, 22, REPUTATION_OPTIONS);
+	uint64_t proposals, view0, views;
+	unsigned rounds;
+
+	run_all(sim, 100, 20 * SEC);
+	oskr_sim_crash(sim, 3);
+	run_all(sim, 300, 120 * SEC);
+	/* Out of the active set on every live replica's chain. */
+	for (uint32_t r = 0; r < 3; r++)
+		ck_assert_uint_ge(blocks_since_active(sim, r, 3),
+				  REPUTATION_WINDOW);
+	ck_assert_int_eq(oskr_sim_restart(sim, 3), 0);
+	proposals = oskr_sim_counter(sim, 3, "proposals");
+	view0 = state_of(sim, 0)->cur_view;
+	for (rounds = 0; rounds < 50; rounds++) {
+		if (oskr_sim_counter(sim, 3, "proposals") > proposals)
+			break;
+		run_all(sim, 8, 20 * SEC);
+	}
+	views = state_of(sim, 0)->cur_view - view0;
+	ck_assert_msg(oskr_sim_counter(sim, 3, "proposals") > proposals,
+		      "replica 3 never proposed in %llu views",
+		      (unsigned long long)views);
+	/* Catching up (fetching ~400 blocks) plus one round-robin period
+	 * for its turn; the rounds of 8 requests add a few views each. */
+	ck_assert_msg(views <= 2 * ROUND_ROBIN_EVERY * 4 + 32,
+		      "replica 3 proposed only after %llu views",
+		      (unsigned long long)views);
+	/* It stays in: active again on every replica's chain. */
+	run_all(sim, 200, 60 * SEC);
+	for (uint32_t r = 0; r < 4; r++)
+		ck_assert_uint_lt(blocks_since_active(sim, r, 3),
+				  REPUTATION_WINDOW);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 3),
+			  oskr_sim_executed(sim, 0));
+	ck_assert_uint_eq(counter_sum(sim, 4, "safety_violations"), 0);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/* Drop every message of type @p type sent by replica @p replica. */
+struct silence {
+	int32_t replica;
+	enum oskr__hs_msg_type type[2];
+	uint64_t dropped;
+};
+
+static bool silence_filter(void *arg, int32_t src, int32_t dst, uint8_t *data,
+			   uint32_t *len, uint32_t capacity)
+{
+	struct silence *sl = arg;
+	int type = oskr__hs_peek_type(data, *len);
+
+	if (src != sl->replica || OSKR_SIM_IS_CLIENT(dst) ||
+	    (type != (int)sl->type[0] && type != (int)sl->type[1]))
+		return true;
+	sl->dropped++;
+	return false;
+}
+
+/*
+ * The restarted replica's votes never reach anyone, so it cannot re-enter
+ * the active set by signing QCs: its round-robin views (one in
+ * round_robin_every * n) alone bring it back, and then it stays.
+ */
+START_TEST(test_reputation_round_robin_view_readmits)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 8, 25, REPUTATION_OPTIONS);
+	struct silence sl = { .replica = 3,
+			      .type = { OSKR__HS_MSG_VOTE,
+					OSKR__HS_MSG_NEW_VIEW } };
+	uint64_t proposals, view0, views, streak;
+
+	run_all(sim, 100, 20 * SEC);
+	oskr_sim_crash(sim, 3);
+	run_all(sim, 200, 120 * SEC);
+	ck_assert_uint_ge(blocks_since_active(sim, 0, 3), REPUTATION_WINDOW);
+	/* Its round-robin views failed while it was down: they are spaced
+	 * out (one in 2^streak). */
+	streak = state_of(sim, 0)->qc_high_node->fail_streak[3];
+	ck_assert_uint_ge(streak, 1);
+	ck_assert_int_eq(oskr_sim_restart(sim, 3), 0);
+	oskr_sim_set_filter(sim, silence_filter, &sl);
+	proposals = oskr_sim_counter(sim, 3, "proposals");
+	view0 = state_of(sim, 0)->cur_view;
+	for (unsigned rounds = 0; rounds < 100; rounds++) {
+		if (oskr_sim_counter(sim, 3, "proposals") > proposals)
+			break;
+		run_all(sim, 8, 20 * SEC);
+	}
+	views = state_of(sim, 0)->cur_view - view0;
+	ck_assert_msg(oskr_sim_counter(sim, 3, "proposals") > proposals,
+		      "replica 3 never proposed in %llu views",
+		      (unsigned long long)views);
+	/* Catching up takes a few views; then its round-robin view comes
+	 * within 2^streak * round_robin_every * n views. */
+	ck_assert_msg(views <= ((uint64_t)ROUND_ROBIN_EVERY * 4 << streak) + 32,
+		      "replica 3 proposed only after %llu views",
+		      (unsigned long long)views);
+	ck_assert_uint_gt(sl.dropped, 0);
+	oskr_sim_set_filter(sim, NULL, NULL);
+	run_all(sim, 100, 60 * SEC);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, oskr_sim_executed(sim, 0));
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/** Replica 1 votes but its proposals never leave it (Byzantine or
+ *  half-broken): max view timeouts of the others over 600 requests. */
+static uint64_t silent_leader_timeouts(const char *options, uint64_t seed)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 8, seed, options);
+	struct silence sl = { .replica = 1,
+			      .type = { OSKR__HS_MSG_PROPOSAL,
+					OSKR__HS_MSG_PROPOSAL } };
+	uint64_t most = 0;
+
+	oskr_sim_set_byzantine(sim, 1, true);
+	oskr_sim_set_filter(sim, silence_filter, &sl);
+	run_all(sim, 600, 300 * SEC);
+	oskr_sim_run_for(sim, 1 * SEC);
+	assert_safe(sim);
+	ck_assert_uint_eq(oskr_sim_executed(sim, 0), oskr_sim_executed(sim, 2));
+	ck_assert_uint_eq(oskr_sim_executed(sim, 2), oskr_sim_executed(sim, 3));
+	for (uint32_t r = 0; r < 4; r++) {
+		uint64_t t;
+
+		if (r == 1)
+			continue;
+		t = oskr_sim_counter(sim, (int32_t)r,
+				     OSKR_COUNTER_VIEW_CHANGES);
+		if (t > most)
+			most = t;
+	}
+	oskr_sim_destroy(sim);
+	return most;
+}
+
+/*
+ * A replica that stays active (it votes) but whose turns as leader fail:
+ * each failure excludes it for reputation_window blocks, so it costs a
+ * timeout about once per window, where round-robin pays one every n views.
+ */
+START_TEST(test_reputation_excludes_failing_leader)
+{
+	uint64_t rep = silent_leader_timeouts(REPUTATION_OPTIONS, 26);
+	uint64_t rr = silent_leader_timeouts(ROUND_ROBIN_OPTIONS, 26);
+
+	ck_assert_msg(rep * 2 < rr,
+		      "reputation %llu timeouts, round-robin %llu",
+		      (unsigned long long)rep, (unsigned long long)rr);
+}
+END_TEST
+
+/* Safety and progress with reputation under drops, reordering and a
+ * crash in the middle (the leader sets of replicas may then differ for a
+ * while: only liveness may suffer, and it recovers). */
+START_TEST(test_reputation_drops_reorder_crash)
+{
+	struct oskr_sim *sim = make_sim(4, 1, 16, 23, REPUTATION_OPTIONS);
+
+	oskr_sim_set_drop_rate(sim, 0.05);
+	oskr_sim_set_delay(sim, 10000, 2 * MS);
+	run_all(sim, 300, 120 * SEC);
+	oskr_sim_crash(sim, 2);
+	run_all(sim, 300, 120 * SEC);
+	assert_safe(sim);
+	oskr_sim_set_drop_rate(sim, 0);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 600);
+	ck_assert_uint_eq(counter_sum(sim, 4, "safety_violations"), 0);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/* Plain round-robin stays available and correct. */
+START_TEST(test_round_robin_crashed_replica)
+{
+	struct crash_run rr = run_with_crashed_leader(ROUND_ROBIN_OPTIONS, 24);
+
+	ck_assert_uint_gt(rr.timeouts, 0);
 }
 END_TEST
 
@@ -1233,7 +1514,8 @@ END_TEST
 /* Small retain_blocks so that a replica falls behind what peers keep in
  * a few hundred requests; frequent checkpoints so there is one to send. */
 #define TRANSFER_OPTIONS                                                \
-	FAST_OPTIONS "checkpoint_interval: 10\nretain_blocks: 16\n"
+	FAST_OPTIONS "checkpoint_interval: 10\nretain_blocks: 16\n" \
+		     "leader_reputation: false\n"
 
 static struct oskr_sim *make_transfer_sim(uint32_t clients, uint64_t seed,
 					  uint32_t max_message)
@@ -1541,6 +1823,12 @@ static Suite *hotstuff_suite(void)
 	tcase_add_test(sim, test_transfer_whole_cluster_close);
 	tcase_add_test(sim, test_transfer_byzantine_chunks_refused);
 	tcase_add_test(sim, test_transfer_byzantine_vouch_refused);
+	tcase_add_test(sim, test_reputation_skips_crashed_leader);
+	tcase_add_test(sim, test_reputation_restarted_replica_leads_again);
+	tcase_add_test(sim, test_reputation_drops_reorder_crash);
+	tcase_add_test(sim, test_reputation_round_robin_view_readmits);
+	tcase_add_test(sim, test_reputation_excludes_failing_leader);
+	tcase_add_test(sim, test_round_robin_crashed_replica);
 	suite_add_tcase(s, sim);
 	return s;
 }

@@ -26,7 +26,9 @@ static void update_with_qc(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 void oskr__hs_publish_status(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 {
 	ctx->host->set_status(ctx, rs->cur_view,
-			      (int32_t)oskr__hs_leader(rs, rs->cur_view),
+			      (int32_t)oskr__hs_leader(
+				      rs, rs->cur_view,
+				      oskr__hs_pacemaker_ref(rs)),
 			      rs->b_exec->height, rs->executed_ops);
 }
 
@@ -61,6 +63,7 @@ int oskr__hs_core_init(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	if (err)
 		return err;
 	g->executed = true;
+	oskr__hs_note_activity(rs, g);
 	oskr__hs_store_add(&rs->store, g, true);
 	rs->genesis = g;
 	rs->b_lock = rs->b_exec = rs->b_leaf = rs->qc_high_node = g;
@@ -194,7 +197,7 @@ static void view_vote_quorum(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 {
 	uint64_t voters = 0;
 
-	if (oskr__hs_leader(rs, view + 1) != rs->id ||
+	if (oskr__hs_leader(rs, view + 1, rs->qc_high_node) != rs->id ||
 	    rs->new_view_ready >= view + 1 || view + 1 < rs->cur_view)
 		return;
 	for (unsigned i = 0; i < OSKR__HS_VOTE_SETS; i++)
@@ -286,12 +289,27 @@ static void send_vote(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	oskr__hs_put_bytes(&w, lv->sig, lv->sig_len);
 	buf->len = (uint32_t)w.len;
 	/* Alg. 4 onReceiveProposal sends the vote to getLeader(); with
-	 * Alg. 5's rotation that is the leader of the next view. Our own
-	 * vote loops back through the network path like any other. */
-	ctx->host->send_to_replica(ctx, oskr__hs_leader(rs, b->view + 1), buf);
+	 * Alg. 5's rotation that is the leader of the next view, which
+	 * extends b if it goes well (so every voter for b picks the same
+	 * one). Our own vote loops back through the network path. */
+	ctx->host->send_to_replica(ctx, oskr__hs_leader(rs, b->view + 1, b),
+				   buf);
 }
 
 /* ---- Alg. 4 onReceiveProposal: the voting rule ---- */
+
+/** The proposer of @p b leads its view. With reputation this depends on
+ *  the block b's justify QC certifies (pacemaker.c), so it is checked
+ *  here once that block is connected, not in receive.c. */
+static bool proposer_leads(const struct oskr__hs_replica *rs,
+			   const struct oskr__hs_block *b,
+			   const struct oskr__hs_block *justify_node)
+{
+	if (oskr__hs_leader_stateless(rs))
+		return b->proposer == oskr__hs_leader(rs, b->view, NULL);
+	return justify_node &&
+	       b->proposer == oskr__hs_leader(rs, b->view, justify_node);
+}
 
 static void consider_vote(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 			  struct oskr__hs_block *b,
@@ -302,6 +320,10 @@ static void consider_vote(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	if (!b->live_proposal)
 		return;
 	b->live_proposal = false;
+	if (!proposer_leads(rs, b, justify_node)) {
+		oskr__hs_drop(ctx, "drop_not_leader");
+		return;
+	}
 	/* One vote per view, and (paper) one per height: vheight. */
 	if (b->view <= rs->last_voted_view || b->height <= rs->vheight)
 		return;
@@ -450,8 +472,15 @@ static bool on_connected(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 {
 	struct oskr__hs_block *justify_node;
 
+	oskr__hs_note_activity(rs, b);
 	if (!resolve_justify(ctx, rs, b, &justify_node)) {
 		oskr__hs_drop(ctx, "drop_bad_justify");
+		return false;
+	}
+	if (b->live_proposal && !proposer_leads(rs, b, justify_node)) {
+		/* Not the leader of its view: what the round-robin check in
+		 * receive.c drops, dropped here. */
+		oskr__hs_drop(ctx, "drop_not_leader");
 		return false;
 	}
 	/* Alg. 4 onReceiveProposal: vote decision first, then update. */
@@ -635,6 +664,19 @@ void oskr__hs_on_proposal(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 {
 	const struct oskr__hs_block_ref *b = &in->m.proposal.block;
 	uint32_t proposer = b->proposer;
+	struct oskr__hs_block *justified;
+
+	/* By reputation the leader depends on the justified block: when we
+	 * hold it, drop a non-leader's proposal before it counts for
+	 * anything; else on_connected checks it once it is connected. */
+	if (!oskr__hs_leader_stateless(rs)) {
+		justified = oskr__hs_store_find(&rs->store, b->justify.digest);
+		if (justified && justified->connected &&
+		    proposer != oskr__hs_leader(rs, b->view, justified)) {
+			oskr__hs_drop(ctx, "drop_not_leader");
+			return;
+		}
+	}
 
 	/* A leader proposes once per view: a second, different block for
 	 * the same view is proof of equivocation. Safety does not depend
@@ -672,6 +714,9 @@ void oskr__hs_install_root(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	memset(rs->missing, 0, sizeof(rs->missing));
 	root->executed = true;
 	root->parent = NULL;
+	/* Its history is unknown: every replica counts as active at it
+	 * (docs/hotstuff.md, "Leader rotation"). */
+	oskr__hs_note_activity(rs, root);
 	oskr__hs_store_add(s, root, true);
 	rs->b_exec = rs->b_lock = rs->b_leaf = rs->qc_high_node = root;
 	rs->qc_high.view = qc_view;

@@ -56,6 +56,9 @@ struct oskr__hs_options {
 	uint64_t client_retry_ns; /* client retransmission interval */
 	uint64_t verify_split; /* signatures per stateless verify task */
 	uint64_t checkpoint_interval; /* executed ops per checkpoint; 0 = none */
+	bool leader_reputation; /* leaders from the active set (pacemaker.c) */
+	uint64_t reputation_window; /* blocks a replica stays active */
+	uint64_t round_robin_every; /* every k-th view is plain round-robin */
 };
 
 int oskr__hs_options_read(const struct oskr_host *host,
@@ -108,6 +111,17 @@ struct oskr__hs_block {
 	 * connect queue (core.c process_connected). */
 	struct oskr__hs_block *exec_next;
 	struct oskr__hs_block *queue_next;
+	/* Leader reputation (pacemaker.c), per replica, counted in blocks
+	 * along this block's chain up to it (saturating): since it last
+	 * proposed or signed a justify QC, and since a view it led failed
+	 * (no block of that view on the chain) with no proposal of its own
+	 * after (OSKR__HS_NEVER: none). A function of the chain alone, set
+	 * when the block connects. */
+	uint16_t since_active[OSKR__HS_MAX_REPLICAS];
+	uint16_t since_failed[OSKR__HS_MAX_REPLICAS];
+	/* Views it led that failed in a row (capped): spaces out its
+	 * round-robin views while it stays down. */
+	uint8_t fail_streak[OSKR__HS_MAX_REPLICAS];
 
 	size_t raw_len;
 	uint8_t raw[];
@@ -358,12 +372,32 @@ static inline uint64_t oskr__hs_prune_slack(const struct oskr__hs_replica *rs)
 	return rs->opt.retain_blocks / 4 + 16;
 }
 
-static inline uint32_t oskr__hs_leader(const struct oskr__hs_replica *rs,
-				       uint64_t view)
+#define OSKR__HS_NEVER UINT16_MAX
+
+/** Alg. 5 getLeader of @p view for a proposal whose justify QC certifies
+ *  @p ref (pacemaker.c; docs/hotstuff.md "Leader rotation"). Round-robin
+ *  when reputation is off or @p ref is NULL; otherwise a function of
+ *  @p view and @p ref's chain only, so every replica that judges one
+ *  proposal computes the same leader for it. */
+uint32_t oskr__hs_leader(const struct oskr__hs_replica *rs, uint64_t view,
+			 const struct oskr__hs_block *ref);
+/** The block the next leader's justify QC will most likely certify, as
+ *  far as this replica can tell: the block it last voted for when that
+ *  is above qc_high (its vote travels in the NEW-VIEW), else qc_high's
+ *  block. The reference for leader() in the pacemaker. */
+const struct oskr__hs_block *
+oskr__hs_pacemaker_ref(struct oskr__hs_replica *rs);
+/** True when the leader of a view does not depend on the chain (plain
+ *  round-robin): receive.c may then check the proposer statelessly. */
+static inline bool oskr__hs_leader_stateless(const struct oskr__hs_replica *rs)
 {
-	/* Alg. 5 getLeader: round-robin. */
-	return (uint32_t)(view % rs->n);
+	return !rs->opt.leader_reputation || rs->opt.round_robin_every == 1;
 }
+/** Fill @p b's reputation counters from its parent (connected), or, for
+ *  a root (genesis, a resumed checkpoint: no parent), count every replica
+ *  active at @p b and none failed. */
+void oskr__hs_note_activity(const struct oskr__hs_replica *rs,
+			    struct oskr__hs_block *b);
 
 /* ---- receive path (receive.c) ---- */
 

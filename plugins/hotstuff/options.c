@@ -25,6 +25,9 @@ static const char *const allowed_keys[] = {
 	"client_retry_ms",
 	"verify_split",
 	"checkpoint_interval",
+	"leader_reputation",
+	"reputation_window",
+	"round_robin_every",
 	NULL,
 };
 
@@ -64,6 +67,12 @@ int oskr__hs_options_read(const struct oskr_host *host,
 			      &o->verify_split);
 	err |= host->conf_u64(conf, "checkpoint_interval", 0, 1000000000, 128,
 			      &o->checkpoint_interval);
+	err |= host->conf_bool(conf, "leader_reputation", true,
+			       &o->leader_reputation);
+	err |= host->conf_u64(conf, "reputation_window", 1, 10000, 16,
+			      &o->reputation_window);
+	err |= host->conf_u64(conf, "round_robin_every", 1, 1000000, 32,
+			      &o->round_robin_every);
 	if (err)
 		return -EINVAL;
 	/* A cap below the base timeout would shrink the timer: raise it

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The pacemaker, PODC'19 Algorithm 5 (and §4.4 "Pacemaker"): round-robin
- * leaders (getLeader = view mod n), a view timer with exponential back-off,
+ * The pacemaker, PODC'19 Algorithm 5 (and §4.4 "Pacemaker"): leaders
+ * (getLeader: round-robin, or by reputation over the chain of the block a
+ * proposal's justify QC certifies, see oskr__hs_leader), a view timer
+ * with exponential back-off,
  * and NEW-VIEW messages carrying qc_high to the next leader
  * (onNextSyncView / onReceiveNewView).
  *
@@ -17,11 +19,151 @@
  *    leader (without it, rotation past a dead leader every n views would
  *    never give the commit rule three consecutive certified blocks);
  *  - the leader of view v proposes once it holds a QC for view v-1 or
- *    n - f NEW-VIEWs for v (see proposer.c).
+ *    n - f NEW-VIEWs for v (see proposer.c); every replica counts
+ *    NEW-VIEWs, and f + 1 of them for a view ahead of ours make us join
+ *    it (a replica one view behind would otherwise stay behind).
  */
 #include <string.h>
 
 #include "hotstuff.h"
+
+/* ---- leader rotation (docs/hotstuff.md, "Leader rotation") ---- */
+
+/* Failed views between a block and its parent whose leaders are marked:
+ * enough to name every replica that led one, bounded per block. */
+#define FAILED_VIEWS_SCANNED(n) (4 * (uint64_t)(n))
+/* A replica whose turns failed s times in a row gets one round-robin
+ * view in 2^s of its turns, s capped here: a dead replica costs about
+ * log2 of the views it stays down, and one back for a long time still
+ * gets a turn every 2^cap * round_robin_every * n views. */
+#define FAIL_STREAK_CAP 6
+
+static uint16_t age(uint16_t blocks)
+{
+	return blocks == OSKR__HS_NEVER ? OSKR__HS_NEVER : blocks + 1;
+}
+
+void oskr__hs_note_activity(const struct oskr__hs_replica *rs,
+			    struct oskr__hs_block *b)
+{
+	const struct oskr__hs_block *parent = b->parent;
+	struct oskr__hs_qc_ref qc;
+	size_t used = 0;
+
+	if (!parent) {
+		/* A root: genesis (the same on every replica) or a resumed
+		 * checkpoint, whose history we lack: everyone is presumed
+		 * active, nobody failed. */
+		for (uint32_t r = 0; r < rs->n; r++) {
+			b->since_active[r] = 0;
+			b->since_failed[r] = OSKR__HS_NEVER;
+			b->fail_streak[r] = 0;
+		}
+		return;
+	}
+	for (uint32_t r = 0; r < rs->n; r++) {
+		b->since_active[r] = age(parent->since_active[r]);
+		b->since_failed[r] = age(parent->since_failed[r]);
+		b->fail_streak[r] = parent->fail_streak[r];
+	}
+	/* Views strictly between the parent's and b's produced no block on
+	 * this chain: their leaders (by the same rule, on the same parent)
+	 * failed. A crashed leader is excluded after its first such view,
+	 * not only once reputation_window blocks passed without it. */
+	if (rs->opt.leader_reputation) {
+		uint64_t last = b->view - 1;
+
+		if (last - parent->view > FAILED_VIEWS_SCANNED(rs->n))
+			last = parent->view + FAILED_VIEWS_SCANNED(rs->n);
+		for (uint64_t w = parent->view + 1; w <= last; w++) {
+			uint32_t r = oskr__hs_leader(rs, w, parent);
+
+			b->since_failed[r] = 0;
+			if (parent->fail_streak[r] < FAIL_STREAK_CAP &&
+			    b->fail_streak[r] == parent->fail_streak[r])
+				b->fail_streak[r]++;
+		}
+	}
+	if (b->proposer < rs->n) {
+		b->since_active[b->proposer] = 0;
+		b->since_failed[b->proposer] = OSKR__HS_NEVER;
+		b->fail_streak[b->proposer] = 0;
+	}
+	/* The justify QC's signers voted recently: they are alive. A
+	 * replica that recovers re-enters the active set this way as soon
+	 * as one of its votes makes it into a QC. */
+	if (oskr__hs_decode_qc(b->justify_raw, b->justify_len, &used, &qc))
+		for (uint16_t i = 0; i < qc.count; i++)
+			if (qc.sigs[i].replica < rs->n)
+				b->since_active[qc.sigs[i].replica] = 0;
+}
+
+/**
+ * Leader reputation in the manner of DiemBFT v4 (§"Leader reputation"):
+ * the leader of view v is picked from the replicas active in the last
+ * `reputation_window` blocks (they proposed, or signed a QC) and whose
+ * last turn as leader in that window did not fail, but counted on the
+ * chain of the block the proposal's justify QC certifies (@p ref) rather
+ * than on the local committed ledger. Every replica that judges a given
+ * proposal computes the same leader for it, whatever it has committed;
+ * the voters for block b all send their votes to leader(v + 1, b), which
+ * is what the leader that forms b's QC checks. Replicas may disagree on
+ * whom to send a NEW-VIEW to while their qc_high differs; that costs a
+ * view timeout (liveness, never safety), after which NEW-VIEWs go to
+ * everyone carrying qc_high, and qc_high converges.
+ *
+ * Fewer than f + 1 candidates (maybe all faulty) fall back to the active
+ * ones, then to round-robin. Every `round_robin_every`-th view is plain
+ * round-robin over all n, so a replica that was excluded gets a turn and
+ * re-enters the set; one whose turns keep failing gets only one in
+ * 2^streak of those views (the others go to the active set).
+ */
+uint32_t oskr__hs_leader(const struct oskr__hs_replica *rs, uint64_t view,
+			 const struct oskr__hs_block *ref)
+{
+	uint64_t every = rs->opt.round_robin_every;
+	uint64_t window = rs->opt.reputation_window;
+	uint32_t good[OSKR__HS_MAX_REPLICAS], active[OSKR__HS_MAX_REPLICAS];
+	uint32_t good_count = 0, active_count = 0;
+
+	if (!rs->opt.leader_reputation || !ref)
+		return (uint32_t)(view % rs->n); /* Alg. 5 getLeader */
+	if (view % every == 0) {
+		uint32_t r = (uint32_t)((view / every) % rs->n);
+		uint64_t turn = view / every / rs->n;
+
+		/* Its round-robin view, unless its last turns failed: then
+		 * only every 2^streak-th of them (exponential back-off). */
+		if (turn % (1ull << ref->fail_streak[r]) == 0)
+			return r;
+	}
+	for (uint32_t r = 0; r < rs->n; r++) {
+		if (ref->since_active[r] >= window)
+			continue;
+		active[active_count++] = r;
+		if (ref->since_failed[r] >= window)
+			good[good_count++] = r;
+	}
+	if (good_count > rs->f)
+		return good[view % good_count];
+	if (active_count > rs->f)
+		return active[view % active_count];
+	return (uint32_t)(view % rs->n);
+}
+
+const struct oskr__hs_block *
+oskr__hs_pacemaker_ref(struct oskr__hs_replica *rs)
+{
+	const struct oskr__hs_last_vote *lv = &rs->last_vote;
+	const struct oskr__hs_block *voted;
+
+	if (lv->valid && lv->view > rs->qc_high.view) {
+		voted = oskr__hs_store_find(&rs->store, lv->digest);
+		if (voted && voted->connected)
+			return voted;
+	}
+	return rs->qc_high_node;
+}
 
 void oskr__hs_advance_view(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 			   uint64_t view)
@@ -116,11 +258,11 @@ static void on_view_timeout(struct oskr_ctx *ctx, void *state, void *arg)
 	 * with a newer QC answers with it (sync, see on_new_view). */
 	if (rs->consecutive_timeouts >= 2) {
 		send_new_view(ctx, rs, rs->cur_view, NEW_VIEW_TO_ALL);
-		if (oskr__hs_leader(rs, rs->cur_view) == rs->id)
-			send_new_view(ctx, rs, rs->cur_view, rs->id);
+		send_new_view(ctx, rs, rs->cur_view, rs->id);
 	} else {
 		send_new_view(ctx, rs, rs->cur_view,
-			      oskr__hs_leader(rs, rs->cur_view));
+			      oskr__hs_leader(rs, rs->cur_view,
+					      oskr__hs_pacemaker_ref(rs)));
 	}
 	oskr__hs_pacemaker_refresh(ctx, rs);
 }
@@ -154,7 +296,7 @@ void oskr__hs_pacemaker_refresh(struct oskr_ctx *ctx,
 static struct oskr__hs_new_view_set *new_view_set(struct oskr__hs_replica *rs,
 						  uint64_t view)
 {
-	struct oskr__hs_new_view_set *slot = NULL;
+	struct oskr__hs_new_view_set *reusable = NULL, *farthest = NULL;
 
 	for (unsigned i = 0; i < OSKR__HS_NEW_VIEW_SETS; i++) {
 		struct oskr__hs_new_view_set *s = &rs->new_views[i];
@@ -164,18 +306,21 @@ static struct oskr__hs_new_view_set *new_view_set(struct oskr__hs_replica *rs,
 		/* Free or stale (a view we are past) slots are reusable;
 		 * otherwise the farthest future view gives way. */
 		if (!s->used || s->view < rs->cur_view) {
-			if (!slot || slot->used)
-				slot = s;
-		} else if (!slot || (slot->used && s->view > slot->view)) {
-			slot = s;
+			if (!reusable || reusable->used)
+				reusable = s;
+		} else if (!farthest || s->view > farthest->view) {
+			farthest = s;
 		}
 	}
-	if (slot->used && slot->view >= rs->cur_view && slot->view <= view)
-		return NULL;
-	memset(slot, 0, sizeof(*slot));
-	slot->used = true;
-	slot->view = view;
-	return slot;
+	if (!reusable) {
+		if (farthest->view <= view)
+			return NULL;
+		reusable = farthest;
+	}
+	memset(reusable, 0, sizeof(*reusable));
+	reusable->used = true;
+	reusable->view = view;
+	return reusable;
 }
 
 /** Alg. 5 onReceiveNewView: updateQCHigh(m.justify); the leader of the
@@ -206,9 +351,11 @@ void oskr__hs_on_new_view(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 			send_new_view(ctx, rs, 0, nv->sender);
 		}
 	}
-	if (nv->view == 0 || oskr__hs_leader(rs, nv->view) != rs->id ||
-	    nv->view < rs->cur_view)
+	if (nv->view == 0 || nv->view < rs->cur_view)
 		return;
+	/* Every replica counts NEW-VIEWs, not only the one that thinks it
+	 * leads the view: with reputation, who leads depends on qc_high,
+	 * which may change while they arrive (try_propose decides). */
 	set = new_view_set(rs, nv->view);
 	if (!set) {
 		oskr__hs_drop(ctx, "drop_new_view_table_full");
@@ -218,9 +365,23 @@ void oskr__hs_on_new_view(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 		return;
 	set->senders |= 1ull << nv->sender;
 	set->count++;
+	if (set->count == rs->f + 1 && nv->view > rs->cur_view &&
+	    !(set->senders & (1ull << rs->id))) {
+		/* f + 1 replicas, one of them correct, timed out into a view
+		 * ahead of ours: join it and say so to everyone. Otherwise a
+		 * replica one view behind (it missed a proposal, so it never
+		 * voted its way forward) stays one timeout behind for ever,
+		 * timers being equally long, and no view gathers n - f. */
+		oskr__hs_advance_view(ctx, rs, nv->view);
+		send_new_view(ctx, rs, nv->view, NEW_VIEW_TO_ALL);
+		set->senders |= 1ull << rs->id;
+		set->count++;
+		ctx->host->count(ctx, "view_joins", 1);
+	}
 	if (set->count < rs->quorum || rs->new_view_ready >= nv->view)
 		return;
-	/* n - f replicas gave up on the previous view: lead this one. */
+	/* n - f replicas gave up on the previous view: its leader may
+	 * propose (try_propose checks whether that is us). */
 	oskr__hs_advance_view(ctx, rs, nv->view);
 	rs->new_view_ready = nv->view;
 	oskr__hs_note_progress(rs);

@@ -149,7 +149,10 @@ void oskr__hs_try_propose(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	struct oskr__hs_pending *p;
 	bool chain_work;
 
-	if (!rs->initialized || oskr__hs_leader(rs, view) != rs->id ||
+	/* The proposal's justify is qc_high: the leader by its block is
+	 * the one every replica will check (pacemaker.c). */
+	if (!rs->initialized ||
+	    oskr__hs_leader(rs, view, rs->qc_high_node) != rs->id ||
 	    rs->last_proposed_view >= view)
 		return;
 	/* Alg. 5: a leader proposes once it has a QC for the previous view

@@ -314,13 +314,17 @@ static void drop_job(struct oskr_ctx *ctx, struct verify_job *job,
 	verify_job_free(job);
 }
 
-/** Block checks that need no state: height, views, proposer id. */
+/** Block checks that need no state: height, views, proposer id (that it
+ *  leads the view only with round-robin; by reputation the leader depends
+ *  on the block the justify QC certifies, checked in core.c). */
 static bool block_well_formed(struct oskr_ctx *ctx,
 			      const struct oskr__hs_replica *rs,
 			      const struct oskr__hs_block_ref *b)
 {
 	if (b->height == 0 || b->view <= b->justify.view ||
-	    b->proposer >= rs->n || b->proposer != oskr__hs_leader(rs, b->view) ||
+	    b->proposer >= rs->n ||
+	    (oskr__hs_leader_stateless(rs) &&
+	     b->proposer != oskr__hs_leader(rs, b->view, NULL)) ||
 	    b->view > UINT64_MAX / 2) {
 		oskr__hs_drop(ctx, "drop_bad_block");
 		return false;
