@@ -494,10 +494,10 @@ START_TEST(test_resume_blob_decoder)
 	uint8_t clients[256];
 	struct oskr__hs_writer w, qw, cw;
 	struct oskr__hs_block_ref ref;
-	struct oskr__hs_block *b;
+	struct oskr__hs_block *b, *root;
 	struct oskr__hs_resume_point *point = malloc(sizeof(*point));
 	uint8_t *blob, *copy;
-	size_t blob_len;
+	size_t blob_len, old_len;
 	const char *why = NULL;
 
 	memset(sigs_store, 7, sizeof(sigs_store));
@@ -515,6 +515,14 @@ START_TEST(test_resume_blob_decoder)
 	b->raw_len = w.len;
 	b->height = ref.height;
 	memcpy(b->digest, digest, 32);
+	/* its activity record: replica 2 down for a while, 3 failing */
+	for (uint32_t r = 0; r < 4; r++) {
+		b->since_active[r] = (uint16_t)r;
+		b->since_failed[r] = OSKR__HS_NEVER;
+	}
+	b->since_active[2] = 40;
+	b->since_failed[3] = 2;
+	b->fail_streak[3] = OSKR__HS_FAIL_STREAK_CAP;
 	/* its QC: view 15, this digest */
 	oskr__hs_writer_init(&qw, qc_raw, sizeof(qc_raw));
 	oskr__hs_put_qc(&qw, 15, digest, 3, replicas, sigs, sig_lens);
@@ -534,8 +542,8 @@ START_TEST(test_resume_blob_decoder)
 	ck_assert(!oskr__hs_clients_valid(clients, cw.len, 1));
 	ck_assert(!oskr__hs_clients_valid(clients, cw.len - 1, 2));
 
-	ck_assert_int_eq(oskr__hs_resume_encode(4, 1, 57, 12, b, qc_raw, qw.len,
-						clients, cw.len, &blob,
+	ck_assert_int_eq(oskr__hs_resume_encode(4, 1, 57, 12, b, true, qc_raw,
+						qw.len, clients, cw.len, &blob,
 						&blob_len),
 			 0);
 	ck_assert_int_eq(oskr__hs_resume_decode(blob, blob_len, 4, 1, 100,
@@ -549,6 +557,48 @@ START_TEST(test_resume_blob_decoder)
 	ck_assert_uint_eq(point->qc.view, 15);
 	ck_assert_uint_eq(point->qc.count, 3);
 	ck_assert_uint_eq(point->clients_len, cw.len);
+	/* the activity record comes back as written */
+	ck_assert_ptr_nonnull(point->activity);
+	root = calloc(1, sizeof(*root));
+	ck_assert_ptr_nonnull(root);
+	oskr__hs_activity_get(point->activity, 4, root);
+	ck_assert(!memcmp(root->since_active, b->since_active,
+			  4 * sizeof(b->since_active[0])));
+	ck_assert(!memcmp(root->since_failed, b->since_failed,
+			  4 * sizeof(b->since_failed[0])));
+	ck_assert(!memcmp(root->fail_streak, b->fail_streak, 4));
+	free(root);
+	/* a fail streak over the cap (the leader rule shifts by it) */
+	copy = malloc(blob_len);
+	memcpy(copy, blob, blob_len);
+	copy[blob_len - 1] = OSKR__HS_FAIL_STREAK_CAP + 1;
+	ck_assert_int_ne(oskr__hs_resume_decode(copy, blob_len, 4, 1, 100,
+						point, &why),
+			 0);
+	ck_assert_ptr_nonnull(strstr(why, "activity"));
+	free(copy);
+	/* a version-1 blob (before the record) is still accepted, the
+	 * record unknown: durable.c then marks the history unknown */
+	ck_assert_int_eq(oskr__hs_resume_encode(4, 1, 57, 12, b, false,
+						qc_raw, qw.len, clients,
+						cw.len, &copy, &old_len),
+			 0);
+	ck_assert_uint_eq(old_len, blob_len - oskr__hs_activity_len(4));
+	ck_assert_uint_eq(copy[4], 1);
+	ck_assert_int_eq(oskr__hs_resume_decode(copy, old_len, 4, 1, 100,
+						point, &why),
+			 0);
+	ck_assert_ptr_null(point->activity);
+	ck_assert_uint_eq(point->clients_len, cw.len);
+	/* ... but not with a record appended, nor a version 2 without */
+	ck_assert_int_ne(oskr__hs_resume_decode(blob, blob_len - 1, 4, 1, 100,
+						point, &why),
+			 0);
+	copy[4] = 2;
+	ck_assert_int_ne(oskr__hs_resume_decode(copy, old_len, 4, 1, 100,
+						point, &why),
+			 0);
+	free(copy);
 
 	/* another cluster shape; a client table over client_table_size */
 	ck_assert_int_ne(oskr__hs_resume_decode(blob, blob_len, 7, 2, 100,
@@ -1514,8 +1564,7 @@ END_TEST
 /* Small retain_blocks so that a replica falls behind what peers keep in
  * a few hundred requests; frequent checkpoints so there is one to send. */
 #define TRANSFER_OPTIONS                                                \
-	FAST_OPTIONS "checkpoint_interval: 10\nretain_blocks: 16\n" \
-		     "leader_reputation: false\n"
+	FAST_OPTIONS "checkpoint_interval: 10\nretain_blocks: 16\n"
 
 static struct oskr_sim *make_transfer_sim(uint32_t clients, uint64_t seed,
 					  uint32_t max_message)
@@ -1565,6 +1614,72 @@ static bool transferred(void *arg)
 				"state_transfers") > 0;
 }
 
+/* The plugin's functions are hidden in the .so: look a connected block
+ * up by walking the store's list. */
+static const struct oskr__hs_block *
+find_connected(const struct oskr__hs_replica *rs,
+	       const uint8_t digest[OSKR__HS_DIGEST])
+{
+	const struct oskr__hs_block *b;
+
+	for (b = rs->store.connected.list_next; b != &rs->store.connected;
+	     b = b->list_next)
+		if (!memcmp(b->digest, digest, OSKR__HS_DIGEST))
+			return b;
+	return NULL;
+}
+
+/* Leader reputation after a root installed by transfer or resume: every
+ * connected block replica @p r holds (the root and what it connected
+ * above it) has the activity record that each live peer holding the same
+ * block computed from the real chain. The leader of every view above a
+ * block is a function of that record and the (shared) options alone
+ * (pacemaker.c oskr__hs_leader), so they name the same leaders. Returns
+ * how many (peer, block) pairs were compared; the root must be among
+ * them. */
+static uint32_t assert_same_records(struct oskr_sim *sim, uint32_t r)
+{
+	const struct oskr__hs_replica *mine = state_of(sim, r);
+	const struct oskr__hs_block *b;
+	uint32_t compared = 0;
+	bool root_compared = false;
+
+	for (b = mine->store.connected.list_next;
+	     b != &mine->store.connected; b = b->list_next) {
+		for (uint32_t p = 0; p < mine->n; p++) {
+			const struct oskr__hs_block *theirs;
+
+			if (p == r || oskr_sim_is_crashed(sim, p))
+				continue;
+			theirs = find_connected(state_of(sim, p), b->digest);
+			if (!theirs || !theirs->parent)
+				continue; /* not on their chain, or a root */
+			compared++;
+			if (!b->parent)
+				root_compared = true;
+			for (uint32_t q = 0; q < mine->n; q++)
+				ck_assert_msg(
+					b->since_active[q] ==
+							theirs->since_active[q] &&
+						b->since_failed[q] ==
+							theirs->since_failed[q] &&
+						b->fail_streak[q] ==
+							theirs->fail_streak[q],
+					"record of replica %u at height %llu: "
+					"%u/%u/%u on replica %u, %u/%u/%u on "
+					"replica %u",
+					q, (unsigned long long)b->height,
+					b->since_active[q], b->since_failed[q],
+					b->fail_streak[q], r,
+					theirs->since_active[q],
+					theirs->since_failed[q],
+					theirs->fail_streak[q], p);
+		}
+	}
+	ck_assert_msg(root_compared, "no live peer holds replica %u's root", r);
+	return compared;
+}
+
 START_TEST(test_transfer_after_partition)
 {
 	struct oskr_sim *sim = make_transfer_sim(4, 51, 0);
@@ -1586,6 +1701,7 @@ START_TEST(test_transfer_after_partition)
 	 * with its newer QC (sync), the fetch of that block shows a block
 	 * far above replica 3's root. */
 	ck_assert(oskr_sim_run_until(sim, transferred, &watch, 10 * SEC));
+	assert_same_records(sim, 3);
 	/* The installed checkpoint was persisted in the same task, at the
 	 * op the replica now holds. */
 	ck_assert(oskr_sim_last_checkpoint(sim, 3, &op, &persisted));
@@ -1605,6 +1721,43 @@ START_TEST(test_transfer_after_partition)
 	oskr_sim_run_for(sim, 2 * SEC);
 	assert_safe(sim);
 	assert_all_executed(sim, 4, 1000);
+	oskr_sim_destroy(sim);
+}
+END_TEST
+
+/* A replica resumed from its checkpoint while another replica is down
+ * names the leaders the others name: the root's activity record comes
+ * with the checkpoint (durable_codec.c, version 2). It used to be "history
+ * unknown: everyone active, nobody failed" at the root, so the resumed
+ * replica counted the dead replica 3 as a candidate leader where the
+ * others did not; with replica 3 down every proposal needs all of 0, 1
+ * and 2. */
+START_TEST(test_resume_keeps_activity_record)
+{
+	struct oskr_sim *sim = make_kv_sim(4, 43);
+	const struct oskr__hs_block *root;
+	uint64_t op = 0;
+
+	run_all(sim, 100, 20 * SEC);
+	oskr_sim_crash(sim, 3);
+	run_all(sim, 300, 60 * SEC);
+	oskr_sim_crash(sim, 2);
+	ck_assert(oskr_sim_last_checkpoint(sim, 2, &op, NULL));
+	ck_assert_uint_gt(op, 100);
+	ck_assert_int_eq(oskr_sim_restart_from_checkpoint(sim, 2), 0);
+	assert_resumed_at(sim, 2, op);
+	root = state_of(sim, 2)->b_exec;
+	/* The chain says replica 3 was neither active nor leading lately
+	 * (default reputation_window: 16 blocks) ... */
+	ck_assert_uint_ge(root->since_active[3], 16);
+	ck_assert_uint_gt(root->fail_streak[3], 0);
+	/* ... and so does the resumed root, exactly as 0 and 1 hold it. */
+	assert_same_records(sim, 2);
+	run_all(sim, 200, 60 * SEC);
+	oskr_sim_run_for(sim, 2 * SEC);
+	assert_safe(sim);
+	assert_all_executed(sim, 4, 600);
+	assert_same_records(sim, 2);
 	oskr_sim_destroy(sim);
 }
 END_TEST
@@ -1817,6 +1970,7 @@ static Suite *hotstuff_suite(void)
 	tcase_add_test(sim, test_resume_whole_cluster_from_checkpoint);
 	tcase_add_test(sim, test_refused_checkpoint_reexecutes_and_is_caught);
 	tcase_add_test(sim, test_transfer_after_partition);
+	tcase_add_test(sim, test_resume_keeps_activity_record);
 	tcase_add_test(sim, test_transfer_garbage_dropped_by_replicas);
 	tcase_add_test(sim, test_transfer_restarted_empty_small_frames);
 	tcase_add_test(sim, test_transfer_whole_cluster_far_apart);

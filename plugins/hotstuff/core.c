@@ -472,7 +472,11 @@ static bool on_connected(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 {
 	struct oskr__hs_block *justify_node;
 
-	oskr__hs_note_activity(rs, b);
+	/* A root (oskr__hs_root_connect_orphans runs this for it) got its
+	 * record from install_root: recomputing it without a parent would
+	 * replace the checkpoint's record with "history unknown". */
+	if (b->parent)
+		oskr__hs_note_activity(rs, b);
 	if (!resolve_justify(ctx, rs, b, &justify_node)) {
 		oskr__hs_drop(ctx, "drop_bad_justify");
 		return false;
@@ -692,7 +696,8 @@ void oskr__hs_on_proposal(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 }
 
 void oskr__hs_install_root(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
-			   struct oskr__hs_block *root, uint64_t qc_view,
+			   struct oskr__hs_block *root,
+			   const uint8_t *activity, uint64_t qc_view,
 			   const uint8_t *qc_raw, size_t qc_len)
 {
 	struct oskr__hs_store *s = &rs->store;
@@ -714,9 +719,15 @@ void oskr__hs_install_root(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	memset(rs->missing, 0, sizeof(rs->missing));
 	root->executed = true;
 	root->parent = NULL;
-	/* Its history is unknown: every replica counts as active at it
+	/* The leader of the views above it is computed from its record:
+	 * take the one the replicas with the chain computed (carried by the
+	 * checkpoint), so we agree with them. Without one (an old blob) its
+	 * history is unknown: every replica counts as active at it
 	 * (docs/hotstuff.md, "Leader rotation"). */
-	oskr__hs_note_activity(rs, root);
+	if (activity)
+		oskr__hs_activity_get(activity, rs->n, root);
+	else
+		oskr__hs_note_activity(rs, root);
 	oskr__hs_store_add(s, root, true);
 	rs->b_exec = rs->b_lock = rs->b_leaf = rs->qc_high_node = root;
 	rs->qc_high.view = qc_view;

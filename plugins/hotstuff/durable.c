@@ -20,11 +20,23 @@
  * (in the steady state every block's child does; after a failed view the
  * checkpoint moves to the next block that has one).
  *
+ * The blob also carries the block's activity record (pacemaker.c
+ * oskr__hs_note_activity: since_active, since_failed, fail_streak per
+ * replica), which the leader of every view above the root is computed
+ * from: with it, a resumed replica names the same leaders as the
+ * replicas that hold the real chain (docs/hotstuff.md, "Leader
+ * rotation").
+ *
  * Layout (little-endian):
- *   magic u32 "HSCK" | version u16 (1) | n u16 | f u16 |
+ *   magic u32 "HSCK" | version u16 (2) | n u16 | f u16 |
  *   executed_ops u64 | committed_blocks u64 | height u64 | digest[32] |
- *   block_len u32 | block | qc_len u32 | qc | clients_len u32 | clients
- * with the client table as requests.c writes it.
+ *   block_len u32 | block | qc_len u32 | qc | clients_len u32 | clients |
+ *   n x (since_active u16 | since_failed u16 | fail_streak u8)
+ * with the client table as requests.c writes it. Version 1 is the same
+ * without the activity record; it is still resumed from (an upgrade in
+ * place keeps its checkpoint), the root's history then unknown: everyone
+ * counts as active there, as before version 2, and the checkpoint is not
+ * served (our vouch would name a record the others do not hold).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,15 +73,15 @@ void oskr__hs_maybe_checkpoint(struct oskr_ctx *ctx,
 						 &clients_len);
 	if (!err && durable)
 		err = oskr__hs_resume_encode(rs->n, rs->f, rs->executed_ops,
-					     rs->committed_blocks, b, qc,
+					     rs->committed_blocks, b, true, qc,
 					     qc_len, clients, clients_len,
 					     &blob, &blob_len);
 	if (!err && durable)
 		err = ctx->host->checkpoint_stable(ctx, rs->executed_ops, app,
 						   app_len, blob, blob_len);
 	if (!err)
-		err = oskr__hs_state_build(clients, clients_len, app, app_len,
-					   &state, &state_len);
+		err = oskr__hs_state_build(clients, clients_len, rs->n, b, app,
+					   app_len, &state, &state_len);
 	if (app)
 		ctx->host->blob_free(ctx, app);
 	free(clients);
@@ -126,10 +138,14 @@ static void serve_resumed(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 	size_t state_len = 0, app_len = 0;
 	void *app = NULL;
 
+	/* A version-1 blob: the root's record is a guess, our vouch would
+	 * not match the others'. */
+	if (!point->activity)
+		return;
 	if (ctx->host->app_snapshot(ctx, &app, &app_len))
 		return;
-	if (!oskr__hs_state_build(point->clients, point->clients_len, app,
-				  app_len, &state, &state_len))
+	if (!oskr__hs_state_build(point->clients, point->clients_len, rs->n,
+				  root, app, app_len, &state, &state_len))
 		oskr__hs_serve_checkpoint(ctx, rs, root->raw, root->raw_len,
 					  root->height, root->digest,
 					  point->qc.raw, point->qc.raw_len,
@@ -193,10 +209,20 @@ int oskr__hs_resume(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	 * parent stays unknown: older blocks are stale (accept_block), so
 	 * fetching stops here. We may have voted above it before the crash
 	 * but do not know where: vheight and the last voted view start at
-	 * the root (docs/hotstuff.md, "Durable checkpoints"). A state
-	 * transfer installs its root the same way (transfer.c). */
-	oskr__hs_install_root(ctx, rs, root, point->qc.view, point->qc.raw,
-			      point->qc.raw_len);
+	 * the root (docs/hotstuff.md, "Durable checkpoints"). Its activity
+	 * record is the one the blob carries. A state transfer installs its
+	 * root the same way (transfer.c). */
+	oskr__hs_install_root(ctx, rs, root, point->activity, point->qc.view,
+			      point->qc.raw, point->qc.raw_len);
+	if (!point->activity) {
+		ctx->host->count(ctx, "checkpoint_resume_no_activity", 1);
+		ctx->host->log(ctx, OSKR_LOG_WARN,
+			       "the checkpoint at op %llu predates activity "
+			       "records (format version 1): leaders above it "
+			       "may disagree with the other replicas' for a "
+			       "while",
+			       (unsigned long long)point->executed_ops);
+	}
 	rs->executed_ops = point->executed_ops;
 	rs->committed_blocks = point->committed_blocks;
 	if (rs->opt.checkpoint_interval)

@@ -10,7 +10,10 @@
 #include "hotstuff.h"
 
 #define HS_RESUME_MAGIC 0x4b435348u /* "HSCK" */
-#define HS_RESUME_VERSION 1u
+/* Version 2 appends the block's activity record; version 1 (without it)
+ * is still read: the root's history is then unknown (durable.c). */
+#define HS_RESUME_VERSION 2u
+#define HS_RESUME_VERSION_NO_ACTIVITY 1u
 
 static uint64_t blob_le(const uint8_t *p, unsigned bytes)
 {
@@ -49,6 +52,41 @@ bool oskr__hs_clients_valid(const uint8_t *data, size_t len, uint64_t limit)
 	return pos == len;
 }
 
+/* ---- the activity record (pacemaker.c oskr__hs_note_activity) ---- */
+
+void oskr__hs_activity_put(struct oskr__hs_writer *w, uint32_t n,
+			   const struct oskr__hs_block *b)
+{
+	for (uint32_t r = 0; r < n; r++) {
+		oskr__hs_put_u16(w, b->since_active[r]);
+		oskr__hs_put_u16(w, b->since_failed[r]);
+		oskr__hs_put_u8(w, b->fail_streak[r]);
+	}
+}
+
+bool oskr__hs_activity_valid(const uint8_t *data, size_t len, uint32_t n)
+{
+	if (n > OSKR__HS_MAX_REPLICAS || len != oskr__hs_activity_len(n))
+		return false;
+	for (uint32_t r = 0; r < n; r++)
+		if (data[r * OSKR__HS_ACTIVITY_ENTRY + 4] >
+		    OSKR__HS_FAIL_STREAK_CAP)
+			return false;
+	return true;
+}
+
+void oskr__hs_activity_get(const uint8_t *data, uint32_t n,
+			   struct oskr__hs_block *b)
+{
+	for (uint32_t r = 0; r < n; r++) {
+		const uint8_t *e = data + r * OSKR__HS_ACTIVITY_ENTRY;
+
+		b->since_active[r] = (uint16_t)blob_le(e, 2);
+		b->since_failed[r] = (uint16_t)blob_le(e + 2, 2);
+		b->fail_streak[r] = e[4];
+	}
+}
+
 struct blob_reader {
 	const uint8_t *data;
 	size_t len, pos;
@@ -77,24 +115,27 @@ static uint64_t blob_take_le(struct blob_reader *r, unsigned bytes)
 
 int oskr__hs_resume_encode(uint32_t n, uint32_t f, uint64_t executed_ops,
 			   uint64_t committed_blocks,
-			   const struct oskr__hs_block *b, const uint8_t *qc,
-			   size_t qc_len, const uint8_t *clients,
-			   size_t clients_len, uint8_t **out, size_t *out_len)
+			   const struct oskr__hs_block *b, bool with_activity,
+			   const uint8_t *qc, size_t qc_len,
+			   const uint8_t *clients, size_t clients_len,
+			   uint8_t **out, size_t *out_len)
 {
 	size_t len = 4 + 2 + 2 + 2 + 8 + 8 + 8 + OSKR__HS_DIGEST + 4 +
-		     b->raw_len + 4 + qc_len + 4 + clients_len;
+		     b->raw_len + 4 + qc_len + 4 + clients_len +
+		     (with_activity ? oskr__hs_activity_len(n) : 0);
 	struct oskr__hs_writer w;
 	uint8_t *data;
 
 	if (b->raw_len > UINT32_MAX || qc_len > UINT32_MAX ||
-	    clients_len > UINT32_MAX)
+	    clients_len > UINT32_MAX || n > OSKR__HS_MAX_REPLICAS)
 		return -EINVAL;
 	data = malloc(len);
 	if (!data)
 		return -ENOMEM;
 	oskr__hs_writer_init(&w, data, len);
 	oskr__hs_put_u32(&w, HS_RESUME_MAGIC);
-	oskr__hs_put_u16(&w, HS_RESUME_VERSION);
+	oskr__hs_put_u16(&w, with_activity ? HS_RESUME_VERSION :
+					     HS_RESUME_VERSION_NO_ACTIVITY);
 	oskr__hs_put_u16(&w, (uint16_t)n);
 	oskr__hs_put_u16(&w, (uint16_t)f);
 	oskr__hs_put_u64(&w, executed_ops);
@@ -107,6 +148,8 @@ int oskr__hs_resume_encode(uint32_t n, uint32_t f, uint64_t executed_ops,
 	oskr__hs_put_bytes(&w, qc, qc_len);
 	oskr__hs_put_u32(&w, (uint32_t)clients_len);
 	oskr__hs_put_bytes(&w, clients, clients_len);
+	if (with_activity)
+		oskr__hs_activity_put(&w, n, b);
 	if (w.overflow) {
 		free(data);
 		return -EINVAL;
@@ -132,7 +175,8 @@ int oskr__hs_resume_decode(const uint8_t *data, size_t len, uint32_t n,
 		*why = "not a hotstuff checkpoint";
 		return -EINVAL;
 	}
-	if (version != HS_RESUME_VERSION) {
+	if (version != HS_RESUME_VERSION &&
+	    version != HS_RESUME_VERSION_NO_ACTIVITY) {
 		*why = "unknown format version";
 		return -EINVAL;
 	}
@@ -150,6 +194,9 @@ int oskr__hs_resume_decode(const uint8_t *data, size_t len, uint32_t n,
 	qc = blob_take(&r, qc_len);
 	out->clients_len = (size_t)blob_take_le(&r, 4);
 	out->clients = blob_take(&r, out->clients_len);
+	out->activity = NULL;
+	if (version == HS_RESUME_VERSION)
+		out->activity = blob_take(&r, oskr__hs_activity_len(n));
 	if (r.bad || r.pos != len) {
 		*why = r.bad ? "truncated" : "trailing bytes";
 		return -EINVAL;
@@ -173,6 +220,12 @@ int oskr__hs_resume_decode(const uint8_t *data, size_t len, uint32_t n,
 				    client_limit)) {
 		*why = "malformed client table (or larger than "
 		       "client_table_size)";
+		return -EINVAL;
+	}
+	if (out->activity &&
+	    !oskr__hs_activity_valid(out->activity, oskr__hs_activity_len(n),
+				     n)) {
+		*why = "malformed activity record";
 		return -EINVAL;
 	}
 	return 0;

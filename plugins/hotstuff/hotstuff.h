@@ -373,6 +373,9 @@ static inline uint64_t oskr__hs_prune_slack(const struct oskr__hs_replica *rs)
 }
 
 #define OSKR__HS_NEVER UINT16_MAX
+/* A replica whose turns failed s times in a row gets one round-robin
+ * view in 2^s of its turns, s capped here (pacemaker.c). */
+#define OSKR__HS_FAIL_STREAK_CAP 6
 
 /** Alg. 5 getLeader of @p view for a proposal whose justify QC certifies
  *  @p ref (pacemaker.c; docs/hotstuff.md "Leader rotation"). Round-robin
@@ -394,10 +397,28 @@ static inline bool oskr__hs_leader_stateless(const struct oskr__hs_replica *rs)
 	return !rs->opt.leader_reputation || rs->opt.round_robin_every == 1;
 }
 /** Fill @p b's reputation counters from its parent (connected), or, for
- *  a root (genesis, a resumed checkpoint: no parent), count every replica
- *  active at @p b and none failed. */
+ *  a root without a known record (genesis; a checkpoint resumed from a
+ *  version-1 blob), count every replica active at @p b and none failed. */
 void oskr__hs_note_activity(const struct oskr__hs_replica *rs,
 			    struct oskr__hs_block *b);
+
+/* A block's activity record as a checkpoint carries it (durable_codec.c),
+ * so that a root installed by resume or transfer has the counters the
+ * replicas holding the real chain computed for it: per replica,
+ * since_active u16 | since_failed u16 | fail_streak u8. */
+#define OSKR__HS_ACTIVITY_ENTRY 5u
+static inline size_t oskr__hs_activity_len(uint32_t n)
+{
+	return (size_t)n * OSKR__HS_ACTIVITY_ENTRY;
+}
+void oskr__hs_activity_put(struct oskr__hs_writer *w, uint32_t n,
+			   const struct oskr__hs_block *b);
+/** Exactly n entries, every fail_streak within OSKR__HS_FAIL_STREAK_CAP
+ *  (oskr__hs_leader shifts by it). */
+bool oskr__hs_activity_valid(const uint8_t *data, size_t len, uint32_t n);
+/** Fill @p b's counters from a valid record. */
+void oskr__hs_activity_get(const uint8_t *data, uint32_t n,
+			   struct oskr__hs_block *b);
 
 /* ---- receive path (receive.c) ---- */
 
@@ -455,9 +476,13 @@ void oskr__hs_accept_block(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
 			   int32_t hint_replica);
 /** Make @p root (executed, certified by @p qc_raw) the root of the
  *  tree, as a resumed or transferred checkpoint: every connected block is
- *  dropped, orphans above it are kept. Takes ownership of @p root. */
+ *  dropped, orphans above it are kept. Takes ownership of @p root. Its
+ *  activity record comes from @p activity (valid, n entries: what the
+ *  replicas with the chain computed for it), or, when NULL (history
+ *  unknown), marks everyone active and nobody failed. */
 void oskr__hs_install_root(struct oskr_ctx *ctx, struct oskr__hs_replica *rs,
-			   struct oskr__hs_block *root, uint64_t qc_view,
+			   struct oskr__hs_block *root,
+			   const uint8_t *activity, uint64_t qc_view,
 			   const uint8_t *qc_raw, size_t qc_len);
 /** After install_root at run time: connect the orphans that hang off the
  *  root (Alg. 4 runs for them) and fetch the parents of the others. */
@@ -531,13 +556,20 @@ struct oskr__hs_resume_point {
 	struct oskr__hs_qc_ref qc; /* its QC */
 	const uint8_t *clients;
 	size_t clients_len;
+	/* The block's activity record (n entries, valid); NULL in a
+	 * version-1 blob, which predates it. */
+	const uint8_t *activity;
 };
 
+/** Encode the blob of block @p b. @p with_activity: version 2, with
+ *  @p b's activity record (what the plugin writes); false: the version-1
+ *  layout without it (old-format seeds and tests only). */
 int oskr__hs_resume_encode(uint32_t n, uint32_t f, uint64_t executed_ops,
 			   uint64_t committed_blocks,
-			   const struct oskr__hs_block *b, const uint8_t *qc,
-			   size_t qc_len, const uint8_t *clients,
-			   size_t clients_len, uint8_t **out, size_t *out_len);
+			   const struct oskr__hs_block *b, bool with_activity,
+			   const uint8_t *qc, size_t qc_len,
+			   const uint8_t *clients, size_t clients_len,
+			   uint8_t **out, size_t *out_len);
 /** Length-checked decoder of a protocol blob for a cluster of @p n, @p f.
  *  Checks structure (the QC names the block, the heights agree) but not
  *  digests or signatures. 0, or -EINVAL with *why. */
@@ -556,7 +588,8 @@ void oskr__hs_maybe_checkpoint(struct oskr_ctx *ctx,
 int oskr__hs_resume(struct oskr_ctx *ctx, struct oskr__hs_replica *rs);
 
 /** Keep (and vouch for) the checkpoint at @p b: @p state is
- *  clients_len u32 | clients | app, taken over (freed by transfer.c). */
+ *  clients_len u32 | clients | activity record | app, taken over (freed
+ *  by transfer.c). */
 void oskr__hs_serve_checkpoint(struct oskr_ctx *ctx,
 			       struct oskr__hs_replica *rs,
 			       const uint8_t *block_raw, size_t block_len,
@@ -565,8 +598,10 @@ void oskr__hs_serve_checkpoint(struct oskr_ctx *ctx,
 			       const uint8_t *qc, size_t qc_len,
 			       uint64_t executed_ops, uint64_t committed_blocks,
 			       uint8_t *state, size_t state_len);
-/** Build the served state bytes from a client table and an app blob. */
+/** Build the served state bytes from a client table, the root block's
+ *  activity record (@p n entries of @p root) and an app blob. */
 int oskr__hs_state_build(const uint8_t *clients, size_t clients_len,
+			 uint32_t n, const struct oskr__hs_block *root,
 			 const void *app, size_t app_len, uint8_t **out,
 			 size_t *out_len);
 

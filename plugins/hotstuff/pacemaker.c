@@ -32,11 +32,9 @@
 /* Failed views between a block and its parent whose leaders are marked:
  * enough to name every replica that led one, bounded per block. */
 #define FAILED_VIEWS_SCANNED(n) (4 * (uint64_t)(n))
-/* A replica whose turns failed s times in a row gets one round-robin
- * view in 2^s of its turns, s capped here: a dead replica costs about
- * log2 of the views it stays down, and one back for a long time still
- * gets a turn every 2^cap * round_robin_every * n views. */
-#define FAIL_STREAK_CAP 6
+/* OSKR__HS_FAIL_STREAK_CAP (hotstuff.h): a dead replica costs about log2
+ * of the views it stays down, and one back for a long time still gets a
+ * turn every 2^cap * round_robin_every * n views. */
 
 static uint16_t age(uint16_t blocks)
 {
@@ -51,9 +49,11 @@ void oskr__hs_note_activity(const struct oskr__hs_replica *rs,
 	size_t used = 0;
 
 	if (!parent) {
-		/* A root: genesis (the same on every replica) or a resumed
-		 * checkpoint, whose history we lack: everyone is presumed
-		 * active, nobody failed. */
+		/* A root without a record: genesis (the same on every
+		 * replica), or a checkpoint resumed from a version-1 blob,
+		 * whose history we lack: everyone is presumed active, nobody
+		 * failed. Resumed and transferred checkpoints carry the
+		 * root's record (core.c oskr__hs_install_root). */
 		for (uint32_t r = 0; r < rs->n; r++) {
 			b->since_active[r] = 0;
 			b->since_failed[r] = OSKR__HS_NEVER;
@@ -79,7 +79,7 @@ void oskr__hs_note_activity(const struct oskr__hs_replica *rs,
 			uint32_t r = oskr__hs_leader(rs, w, parent);
 
 			b->since_failed[r] = 0;
-			if (parent->fail_streak[r] < FAIL_STREAK_CAP &&
+			if (parent->fail_streak[r] < OSKR__HS_FAIL_STREAK_CAP &&
 			    b->fail_streak[r] == parent->fail_streak[r])
 				b->fail_streak[r]++;
 		}

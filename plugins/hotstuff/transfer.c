@@ -9,8 +9,9 @@
  * (docs/hotstuff.md, "State transfer"):
  *
  *  - every replica keeps the state bytes of its latest checkpoint
- *    (durable.c: clients_len u32 | client table | app snapshot, the very
- *    app bytes it persisted), the root block and its QC, and signs a
+ *    (durable.c: clients_len u32 | client table | the root block's
+ *    activity record | app snapshot, the very app bytes it persisted),
+ *    the root block and its QC, and signs a
  *    *vouch*: (height, block digest, executed ops, committed blocks,
  *    state length, SHA-256 of the state). It keeps its last
  *    OSKR__HS_VOUCH_RING vouches (digests only);
@@ -27,6 +28,11 @@
  *    each fetch_timeout without progress) and installed only if its
  *    SHA-256 is the agreed one. A Byzantine peer can delay a transfer
  *    (liveness), never make a correct replica install a wrong state;
+ *  - the activity record (pacemaker.c oskr__hs_note_activity) is part of
+ *    the hashed state, so f + 1 vouches cover it like the rest: the
+ *    laggard computes the leaders above the root from the record the
+ *    replicas with the chain computed, and a Byzantine server cannot
+ *    make it adopt a forged history;
  *  - install: app_restore, the client table, the root as checkpoint
  *    resume makes it (core.c oskr__hs_install_root), then the normal
  *    fetch of the blocks above it; the checkpoint is persisted with
@@ -50,14 +56,18 @@ static uint64_t now(struct oskr_ctx *ctx)
 /* ---- the checkpoint we serve (durable.c calls in) ---- */
 
 int oskr__hs_state_build(const uint8_t *clients, size_t clients_len,
+			 uint32_t n, const struct oskr__hs_block *root,
 			 const void *app, size_t app_len, uint8_t **out,
 			 size_t *out_len)
 {
-	size_t len = 4 + clients_len + app_len;
+	size_t activity_len = oskr__hs_activity_len(n);
+	size_t len = 4 + clients_len + activity_len + app_len;
+	struct oskr__hs_writer w;
 	uint8_t *state;
 
-	if (clients_len > UINT32_MAX || len > OSKR__HS_STATE_MAX ||
-	    len < clients_len)
+	if (clients_len > UINT32_MAX || n > OSKR__HS_MAX_REPLICAS ||
+	    len > OSKR__HS_STATE_MAX || len < clients_len ||
+	    len < app_len)
 		return -EINVAL;
 	state = malloc(len);
 	if (!state)
@@ -66,8 +76,10 @@ int oskr__hs_state_build(const uint8_t *clients, size_t clients_len,
 		state[i] = (uint8_t)(clients_len >> (8 * i));
 	if (clients_len)
 		memcpy(state + 4, clients, clients_len);
+	oskr__hs_writer_init(&w, state + 4 + clients_len, activity_len);
+	oskr__hs_activity_put(&w, n, root);
 	if (app_len)
-		memcpy(state + 4 + clients_len, app, app_len);
+		memcpy(state + 4 + clients_len + activity_len, app, app_len);
 	*out = state;
 	*out_len = len;
 	return 0;
@@ -537,8 +549,9 @@ static void install(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	struct oskr__hs_block_ref ref;
 	struct oskr__hs_qc_ref qc;
 	struct oskr__hs_block *root;
-	const uint8_t *clients, *app;
+	const uint8_t *clients, *activity, *app;
 	size_t clients_len, app_len, used = 0;
+	size_t activity_len = oskr__hs_activity_len(rs->n);
 	uint8_t *blob = NULL, *state;
 	size_t blob_len = 0;
 	int err;
@@ -550,7 +563,9 @@ static void install(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	}
 	clients_len = (size_t)t->data[0] | (size_t)t->data[1] << 8 |
 		      (size_t)t->data[2] << 16 | (size_t)t->data[3] << 24;
-	if (id->state_len < 4 || clients_len > id->state_len - 4 ||
+	if (id->state_len < 4 ||
+	    clients_len > id->state_len - 4 ||
+	    activity_len > id->state_len - 4 - clients_len ||
 	    !oskr__hs_decode_block(t->block, t->block_len, &ref) ||
 	    !oskr__hs_decode_qc(t->qc, t->qc_len, &used, &qc) ||
 	    used != t->qc_len) {
@@ -561,10 +576,12 @@ static void install(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 		return;
 	}
 	clients = t->data + 4;
-	app = clients + clients_len;
-	app_len = id->state_len - 4 - clients_len;
+	activity = clients + clients_len;
+	app = activity + activity_len;
+	app_len = id->state_len - 4 - clients_len - activity_len;
 	if (!oskr__hs_clients_valid(clients, clients_len,
-				    rs->opt.client_table_size)) {
+				    rs->opt.client_table_size) ||
+	    !oskr__hs_activity_valid(activity, activity_len, rs->n)) {
 		oskr__hs_drop(ctx, "transfer_bad_state");
 		drop_candidate(t);
 		return;
@@ -586,7 +603,8 @@ static void install(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	if (oskr__hs_clients_restore(&rs->requests, &rs->opt, clients,
 				     clients_len))
 		oskr__hs_clients_clear(&rs->requests); /* ENOMEM only */
-	oskr__hs_install_root(ctx, rs, root, qc.view, t->qc, t->qc_len);
+	oskr__hs_install_root(ctx, rs, root, activity, qc.view, t->qc,
+			      t->qc_len);
 	rs->executed_ops = id->executed_ops;
 	rs->committed_blocks = id->committed_blocks;
 	if (rs->opt.checkpoint_interval)
@@ -595,7 +613,7 @@ static void install(struct oskr_ctx *ctx, struct oskr__hs_replica *rs)
 	/* Persist it (the same app bytes) and serve it in turn. */
 	if (OSKR_HOST_HAS(ctx->host, checkpoint_stable) &&
 	    !oskr__hs_resume_encode(rs->n, rs->f, id->executed_ops,
-				    id->committed_blocks, root, t->qc,
+				    id->committed_blocks, root, true, t->qc,
 				    t->qc_len, clients, clients_len, &blob,
 				    &blob_len)) {
 		if (ctx->host->checkpoint_stable(ctx, id->executed_ops, app,

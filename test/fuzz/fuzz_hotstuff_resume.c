@@ -16,7 +16,11 @@
  *     (same view, same digest), has n - f .. n signatures, each inside
  *     the input, and fits qc_high (OSKR__HS_QC_MAX_BYTES);
  *   - the client table holds at most the limit's clients;
- *   - decode -> oskr__hs_resume_encode gives back the input bytes.
+ *   - a version-2 blob has its activity record (n entries, fail streaks
+ *     within the cap) inside the input, at its end; a version-1 blob has
+ *     none;
+ *   - decode -> oskr__hs_resume_encode gives back the input bytes (of
+ *     the same version, the record read back into the block).
  * oskr__hs_clients_valid is also run on the raw input: what it accepts
  * parses to the end. A refusal returns -EINVAL and names a reason.
  */
@@ -97,6 +101,22 @@ static void check_resume(const uint8_t *data, size_t size, uint32_t n,
 	FUZZ_CHECK(walk_clients(data, size, point.clients,
 				point.clients_len) <= client_limit);
 
+	uint64_t version = le_read(data + 4, 2);
+	size_t activity_len = oskr__hs_activity_len(n);
+	FUZZ_CHECK(version == 1 || version == 2);
+	FUZZ_CHECK((version == 2) == (point.activity != NULL));
+	if (point.activity) {
+		FUZZ_CHECK(fuzz_inside(data, size, point.activity,
+				       activity_len));
+		FUZZ_CHECK(point.activity + activity_len == data + size);
+		FUZZ_CHECK(oskr__hs_activity_valid(point.activity,
+						   activity_len, n));
+		for (uint32_t r = 0; r < n; r++)
+			FUZZ_CHECK(point.activity[r * OSKR__HS_ACTIVITY_ENTRY +
+						  4] <=
+				   OSKR__HS_FAIL_STREAK_CAP);
+	}
+
 	/* The encoder takes the block as the store keeps it (raw bytes
 	 * inline); only digest, height and raw bytes are written. */
 	struct oskr__hs_block *block = calloc(1, sizeof(*block) + b->raw_len);
@@ -105,11 +125,14 @@ static void check_resume(const uint8_t *data, size_t size, uint32_t n,
 	block->height = point.height;
 	memcpy(block->raw, b->raw, b->raw_len);
 	block->raw_len = b->raw_len;
+	if (point.activity)
+		oskr__hs_activity_get(point.activity, n, block);
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 	FUZZ_CHECK(oskr__hs_resume_encode(n, f, point.executed_ops,
 					  point.committed_blocks, block,
-					  qc->raw, qc->raw_len, point.clients,
+					  point.activity != NULL, qc->raw,
+					  qc->raw_len, point.clients,
 					  point.clients_len, &out,
 					  &out_len) == 0);
 	FUZZ_CHECK(out_len == size && memcmp(out, data, size) == 0);

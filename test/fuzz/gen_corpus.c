@@ -807,16 +807,25 @@ static void seeds_pbft_resume(void)
 #ifdef HAVE_HOTSTUFF_RESUME
 /* The blob durable.c hands to checkpoint_stable after executing a block:
  * the block (its digest the real SHA-256, as the host's digest), a QC of
- * @p signers votes for it, and a client table of @p clients (requests.c:
- * count, then id, number, has_result, result_len, result). */
+ * @p signers votes for it, a client table of @p clients (requests.c:
+ * count, then id, number, has_result, result_len, result) and, unless
+ * @p old_format (version 1), the block's activity record: replica n - 1
+ * down for a while (inactive, its views failing), the others active. */
 static void hs_resume_seed(const char *name, uint32_t n, uint32_t f,
-			   unsigned signers, unsigned clients)
+			   unsigned signers, unsigned clients, bool old_format)
 {
 	struct oskr__hs_block *b = calloc(1, sizeof(*b) + 1024);
 	if (!b)
 		exit(1);
 	b->raw_len = hs_block(b->raw, 1024, 2);
 	b->height = 2; /* as hs_block writes it, in view 2 */
+	for (uint32_t r = 0; r < n; r++) {
+		b->since_active[r] = (uint16_t)r;
+		b->since_failed[r] = OSKR__HS_NEVER;
+	}
+	b->since_active[n - 1] = 300;
+	b->since_failed[n - 1] = 5;
+	b->fail_streak[n - 1] = 3;
 	unsigned len;
 	if (!EVP_Digest(b->raw, b->raw_len, b->digest, &len, EVP_sha256(),
 			NULL))
@@ -854,8 +863,8 @@ static void hs_resume_seed(const char *name, uint32_t n, uint32_t f,
 
 	uint8_t *blob;
 	size_t blob_len;
-	if (oskr__hs_resume_encode(n, f, 128, 7, b, qc, qc_len, table, w.len,
-				   &blob, &blob_len)) {
+	if (oskr__hs_resume_encode(n, f, 128, 7, b, !old_format, qc, qc_len,
+				   table, w.len, &blob, &blob_len)) {
 		fprintf(stderr, "hotstuff_resume: cannot encode %s\n", name);
 		exit(1);
 	}
@@ -869,9 +878,11 @@ static void hs_resume_seed(const char *name, uint32_t n, uint32_t f,
 
 static void seeds_hotstuff_resume(void)
 {
-	hs_resume_seed("n4_quorum", 4, 1, 3, 0);
-	hs_resume_seed("n4_clients", 4, 1, 4, 3);
-	hs_resume_seed("n7", 7, 2, 5, 1);
+	hs_resume_seed("n4_quorum", 4, 1, 3, 0, false);
+	hs_resume_seed("n4_clients", 4, 1, 4, 3, false);
+	hs_resume_seed("n7", 7, 2, 5, 1, false);
+	/* version 1, before the activity record: still resumed from */
+	hs_resume_seed("n4_v1", 4, 1, 3, 2, true);
 }
 #endif
 
