@@ -266,17 +266,17 @@ static int run(const struct options *o, struct oskr_config *config,
 		oskr__replica_free(replica);
 		return 1;
 	}
-	/* The control socket (docs/operations.md) comes up before READY=1
-	 * and goes down before the replica stops. */
+	/* The control socket and the HTTP metrics (docs/operations.md)
+	 * come up before READY=1 and go down before the replica stops. */
+	const struct oskr_control_target target = {
+		.replica = replica,
+		.config = config,
+		.plugin = plugin,
+		.plugin_path = plugin_path,
+		.replica_id = replica_id,
+	};
 	struct oskr_control *control = NULL;
 	if (config->control_socket) {
-		struct oskr_control_target target = {
-			.replica = replica,
-			.config = config,
-			.plugin = plugin,
-			.plugin_path = plugin_path,
-			.replica_id = replica_id,
-		};
 		if (oskr__control_start(&control, &target, &err) < 0) {
 			OSKR_ERROR("%s", err);
 			free(err);
@@ -288,13 +288,6 @@ static int run(const struct options *o, struct oskr_config *config,
 	/* GET /metrics for Prometheus, the same text as `oskrctl metrics`. */
 	struct oskr_metrics_http *metrics_http = NULL;
 	if (config->metrics_http) {
-		struct oskr_control_target target = {
-			.replica = replica,
-			.config = config,
-			.plugin = plugin,
-			.plugin_path = plugin_path,
-			.replica_id = replica_id,
-		};
 		if (oskr__metrics_http_start(&metrics_http, &target, &err) <
 		    0) {
 			OSKR_ERROR("%s", err);
