@@ -9,6 +9,7 @@
  *
  * Sends take the calling worker's tx slot (no lock); threads that are not
  * stage workers share one extra slot under a mutex and flush at once.
+ * Durable state (snapshots, checkpoints, restore) is in replica_durable.c.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -33,101 +34,10 @@
 #include "signer.h"
 #include "snapshot_store.h"
 #include "stage.h"
+#include "replica_internal.h"
 #include "timer.h"
 
-/* A plugin timer: the SDK handle is (slot index << 32 | generation), so a
- * stale handle (fired or cancelled) is recognised and never touches a
- * reused slot. Slots are only used from stateful tasks: no lock. */
-struct timer_slot {
-	uint32_t generation;
-	bool armed;
-	uint64_t internal_id;
-	oskr_task_fn fn;
-	void *arg;
-	uint32_t next_free;
-};
-
-struct oskr_replica {
-	struct oskr_ctx ctx; /* must stay first: plugins get &ctx */
-	const struct oskr_config *config;
-	const struct oskr_plugin *plugin;
-	void *state;
-	struct oskr_instance_info info;
-	char log_prefix[64];
-
-	struct oskr_signer *signer;
-	struct oskr_stage *stage;
-	struct oskr_timers *timers;
-	const struct oskr_transport_ops *tops;
-	struct oskr_transport *transport;
-	unsigned tx_slots;
-	pthread_mutex_t shared_slot_lock; /* the non-worker tx slot */
-
-	const struct oskr_app_ops *app_ops;
-	void *app;
-
-	struct timer_slot *timer_slots;
-	uint32_t timer_slot_count, timer_free_head;
-
-	struct oskr_counters counters;
-	_Atomic uint64_t status_view, status_committed, status_executed;
-	_Atomic int32_t status_leader;
-	uint64_t start_ns;
-
-	/* replica_init completion, waited for by start() */
-	pthread_mutex_t init_lock;
-	pthread_cond_t init_cond;
-	bool init_done;
-	int init_rc;
-
-	atomic_bool receiving;
-	bool inline_receive; /* config: rx threads may run tasks inline */
-	/* Set once replica_fini returned: the SDK promises no callback after
-	 * fini, but stateless tasks queued before the stop may still be in
-	 * the ring (and may submit more); they are discarded, not run. */
-	atomic_bool finished;
-	bool started, stopped;
-
-	/* ---- operations (docs/operations.md) ---- */
-	/* Task run times, one histogram per worker (+1 for other threads)
-	 * so workers never share a cache line. */
-	struct oskr__latency_histogram *task_latency[OSKR_TASK_KINDS];
-	unsigned latency_slots;
-	/* Durable state: NULL without state_dir. `applied` counts the
-	 * operations applied to the app (executes + restores) over its
-	 * durable history; written by stateful tasks only, read by the
-	 * control thread. */
-	struct oskr_state_dir *state_dir;
-	struct oskr_snapshot_writer *snapshot_writer;
-	_Atomic uint64_t applied;
-	uint64_t restored_applied;
-	/* The last snapshot handed to the writer (stateful): its number,
-	 * whether its application state is the app's when `applied` equals
-	 * that number (false for a checkpoint whose blob the plugin took
-	 * earlier), and whether it is a checkpoint. */
-	uint64_t snapshot_applied;
-	bool snapshot_current;
-	bool snapshot_checkpoint;
-	/* Set (stateful) once the plugin declared or resumed from a
-	 * checkpoint: the interval snapshots stop for good. */
-	bool checkpoints_declared;
-	uint64_t snapshot_interval_ns; /* config snapshot.interval; 0 = off */
-	/* What was restored at start, kept until replica_init returned:
-	 * the file, and its checkpoint when this protocol wrote it (handed
-	 * out by checkpoint_resume while in_init). */
-	char *restored_path;
-	struct oskr_snapshot_meta restored_meta;
-	bool resume_available, resumed, in_init;
-	void *resume_state;
-	size_t resume_state_len;
-};
-
 #define NO_FREE_SLOT UINT32_MAX
-
-static struct oskr_replica *replica_of(struct oskr_ctx *ctx)
-{
-	return (struct oskr_replica *)ctx;
-}
 
 /* ---- task timing ---- */
 
@@ -141,8 +51,6 @@ static void observe_task(struct oskr_replica *r, enum oskr__task_kind kind,
 	oskr__latency_observe(&r->task_latency[kind][slot],
 			      oskr__monotonic_ns() - start_ns);
 }
-
-static void snapshot_take(struct oskr_replica *r, const char *why);
 
 /* ---- host services ---- */
 
@@ -268,11 +176,6 @@ static oskr_task_fn pointer_to_fn(void *pointer)
 {
 	union fn_pointer u = {.pointer = pointer};
 	return u.fn;
-}
-
-static bool finished(struct oskr_replica *r)
-{
-	return atomic_load_explicit(&r->finished, memory_order_acquire);
 }
 
 static void run_plugin_task(void *a, void *b, void *c)
@@ -472,121 +375,6 @@ static void host_set_status(struct oskr_ctx *ctx, uint64_t view,
 			      memory_order_relaxed);
 }
 
-/* ---- durable checkpoints (ABI 1.1; docs/operations.md) ---- */
-
-/* The plugin declares that the app state after @p op_number is stable.
- * The file is named by the host's `applied` count *now*, also when the
- * plugin hands an application blob it took earlier (at op_number): the
- * host does not know how many operations it has applied since, and
- * naming by "now" keeps file numbers growing in the order the files are
- * written, which is all the newest-file rule needs. The number of such a
- * file is then an upper bound of the operations in it, never a lower
- * one, so the restored counter never goes backwards. */
-static int host_checkpoint_stable(struct oskr_ctx *ctx, uint64_t op_number,
-				  const void *app, size_t app_len,
-				  const void *protocol_state,
-				  size_t protocol_len)
-{
-	struct oskr_replica *r = replica_of(ctx);
-	if (!r->snapshot_writer)
-		return 0; /* no state_dir: nothing to persist */
-	if (protocol_len && !protocol_state)
-		return -EINVAL;
-	if (protocol_len > SIZE_MAX / 2)
-		return -ENOMEM;
-	uint8_t *payload;
-	size_t blob_len;
-	if (app) { /* app_len is ignored when app is NULL (plugin.h) */
-		payload = app_len <= SIZE_MAX / 2
-				  ? malloc(app_len + protocol_len + 1)
-				  : NULL;
-		if (!payload)
-			return -ENOMEM;
-		memcpy(payload, app, app_len);
-		blob_len = app_len;
-	} else {
-		void *blob = NULL;
-		int rc = r->app_ops->snapshot(r->app, &blob, &blob_len);
-		if (rc < 0) {
-			OSKR_ERROR("checkpoint at op %" PRIu64 ": the %s app "
-				   "cannot serialise its state: %s",
-				   op_number, r->app_ops->name, strerror(-rc));
-			return rc;
-		}
-		/* Append the protocol state to the app's own blob: no copy
-		 * of the (large) application state. */
-		if (protocol_len) {
-			uint8_t *grown = blob_len <= SIZE_MAX / 2
-						 ? realloc(blob,
-							   blob_len + protocol_len)
-						 : NULL;
-			if (!grown) {
-				free(blob);
-				return -ENOMEM;
-			}
-			blob = grown;
-		}
-		payload = blob;
-	}
-	if (protocol_len)
-		memcpy(payload + blob_len, protocol_state, protocol_len);
-	uint64_t applied = atomic_load_explicit(&r->applied,
-						memory_order_relaxed);
-	struct oskr_snapshot_meta meta = {
-		.applied = applied,
-		.checkpoint = true,
-		.checkpoint_op = op_number,
-		.protocol_state_len = protocol_len,
-	};
-	snprintf(meta.app, sizeof(meta.app), "%s", r->app_ops->name);
-	snprintf(meta.protocol, sizeof(meta.protocol), "%s", r->plugin->name);
-	oskr__snapshot_writer_submit(r->snapshot_writer, &meta, payload,
-				     blob_len + protocol_len);
-	r->snapshot_applied = applied;
-	r->snapshot_current = app == NULL;
-	r->snapshot_checkpoint = true;
-	if (!r->checkpoints_declared) {
-		r->checkpoints_declared = true;
-		OSKR_INFO("%s declares stable checkpoints: snapshots are "
-			  "written at its checkpoints (and at stop) from now "
-			  "on, no longer every interval",
-			  r->plugin->name);
-	}
-	oskr__counters_add(&r->counters, "checkpoint_snapshots", 1);
-	OSKR_DEBUG("checkpoint at op %" PRIu64 " queued for writing (%zu + "
-		   "%zu bytes, %" PRIu64 " applied)",
-		   op_number, blob_len, protocol_len, applied);
-	return 0;
-}
-
-static int host_checkpoint_resume(struct oskr_ctx *ctx, uint64_t *op_number,
-				  const void **protocol_state,
-				  size_t *protocol_len)
-{
-	struct oskr_replica *r = replica_of(ctx);
-	if (!op_number || !protocol_state || !protocol_len)
-		return -EINVAL;
-	if (!r->in_init)
-		return -EINVAL; /* the state is freed once init returned */
-	if (!r->resume_available)
-		return -ENOENT;
-	*op_number = r->restored_meta.checkpoint_op;
-	*protocol_state = r->resume_state;
-	*protocol_len = r->resume_state_len;
-	if (!r->resumed) {
-		r->resumed = true;
-		/* A protocol that resumes from checkpoints declares them:
-		 * an interval snapshot (no checkpoint) written before its
-		 * first new one would hide the one it resumed from. */
-		r->checkpoints_declared = true;
-		OSKR_INFO("resuming %s from checkpoint at op %" PRIu64
-			  " (file %s)",
-			  r->plugin->name, r->restored_meta.checkpoint_op,
-			  r->restored_path);
-	}
-	return 0;
-}
-
 static const struct oskr_host replica_host = {
 	.size = sizeof(struct oskr_host),
 	.abi_major = OSKR_ABI_MAJOR,
@@ -620,8 +408,8 @@ static const struct oskr_host replica_host = {
 	.log = host_log,
 	.count = host_count,
 	.set_status = host_set_status,
-	.checkpoint_stable = host_checkpoint_stable,
-	.checkpoint_resume = host_checkpoint_resume,
+	.checkpoint_stable = oskr__replica_checkpoint_stable,
+	.checkpoint_resume = oskr__replica_checkpoint_resume,
 };
 
 /* ---- receive path ---- */
@@ -677,248 +465,6 @@ static void flush_after_batch(void *arg, unsigned worker)
 		r->tops->flush(r->transport, worker);
 }
 
-/* ---- durable state (docs/operations.md, "Durable state") ----
- *
- * The app is serialised inside a stateful task (the only place the app
- * may be touched) and handed to the snapshot writer thread, which does
- * the file I/O. A snapshot is taken at every checkpoint the plugin
- * declares (checkpoint_stable above); until the first one (forever for a
- * plugin that never declares one), every snapshot.interval if the app
- * changed; and after replica_fini on a graceful stop. At start the newest
- * valid snapshot is restored before replica_init. */
-
-/* A snapshot of the app as it is now, not a checkpoint. */
-static void snapshot_take(struct oskr_replica *r, const char *why)
-{
-	uint64_t applied = atomic_load_explicit(&r->applied,
-						memory_order_relaxed);
-	if (!r->snapshot_writer)
-		return;
-	/* Nothing new. After a checkpoint at this very number a stop
-	 * snapshot is still written (it replaces that file): the state it
-	 * holds may be older, and a stop snapshot carries no checkpoint. */
-	if (applied == r->snapshot_applied && r->snapshot_current &&
-	    !r->snapshot_checkpoint)
-		return;
-	void *blob = NULL;
-	size_t len = 0;
-	int rc = r->app_ops->snapshot(r->app, &blob, &len);
-	if (rc < 0) {
-		OSKR_ERROR("snapshot (%s): the %s app cannot serialise its "
-			   "state: %s",
-			   why, r->app_ops->name, strerror(-rc));
-		return;
-	}
-	struct oskr_snapshot_meta meta = {.applied = applied};
-	snprintf(meta.app, sizeof(meta.app), "%s", r->app_ops->name);
-	snprintf(meta.protocol, sizeof(meta.protocol), "%s", r->plugin->name);
-	oskr__snapshot_writer_submit(r->snapshot_writer, &meta, blob, len);
-	r->snapshot_applied = applied;
-	r->snapshot_current = true;
-	r->snapshot_checkpoint = false;
-}
-
-static void snapshot_timer_arm(struct oskr_replica *r);
-
-static void snapshot_timer_fired(void *a, void *b)
-{
-	struct oskr_replica *r = a;
-	if (r->checkpoints_declared || finished(r))
-		return; /* checkpoints took over: the timer is not re-armed */
-	snapshot_take(r, "interval");
-	snapshot_timer_arm(r);
-}
-
-static void snapshot_timer_arm(struct oskr_replica *r)
-{
-	uint64_t id;
-	int rc = oskr__timers_arm(r->timers, r->snapshot_interval_ns,
-				  snapshot_timer_fired, r, NULL, &id);
-	if (rc < 0)
-		OSKR_ERROR("periodic snapshots stop: cannot arm a timer: %s",
-			   strerror(-rc));
-}
-
-struct restore_context {
-	struct oskr_replica *replica;
-	unsigned skipped;
-};
-
-static int restore_accept(void *arg, const char *path,
-			  const struct oskr_snapshot_meta *meta,
-			  const void *payload, size_t len, char **why)
-{
-	struct restore_context *context = arg;
-	struct oskr_replica *r = context->replica;
-	if (strcmp(meta->app, r->app_ops->name) != 0)
-		return oskr__errorf(why,
-				    "written by the %s app, this replica runs "
-				    "%s",
-				    meta->app, r->app_ops->name);
-	/* payload: the app's blob, then the protocol state (checkpoints) */
-	size_t app_len = len - (size_t)meta->protocol_state_len;
-	int rc = r->app_ops->restore(r->app, payload, app_len);
-	if (rc < 0) {
-		oskr__errorf(why, "the %s app refuses its contents: %s",
-			     r->app_ops->name, strerror(-rc));
-		return rc;
-	}
-	/* The protocol may resume from it only if this protocol wrote it:
-	 * the state blob is the plugin's own, opaque to everyone else. The
-	 * header holds the name as written, cut to fit. */
-	char protocol[sizeof(meta->protocol)];
-	snprintf(protocol, sizeof(protocol), "%s", r->plugin->name);
-	if (meta->checkpoint && strcmp(meta->protocol, protocol) == 0) {
-		size_t state_len = (size_t)meta->protocol_state_len;
-		void *state = malloc(state_len ? state_len : 1);
-		if (!state) {
-			oskr__errorf(why, "out of memory");
-			return -ENOMEM;
-		}
-		if (state_len)
-			memcpy(state, (const uint8_t *)payload + app_len,
-			       state_len);
-		r->resume_state = state;
-		r->resume_state_len = state_len;
-		r->resume_available = true;
-	}
-	return 0;
-}
-
-static void restore_report(void *arg, const char *path, const char *why)
-{
-	struct restore_context *context = arg;
-	context->skipped++;
-	OSKR_ERROR("%s: %s; skipped, not loaded", path, why);
-}
-
-/* What was restored is only needed until replica_init returned. */
-static void resume_forget(struct oskr_replica *r)
-{
-	free(r->resume_state);
-	r->resume_state = NULL;
-	r->resume_state_len = 0;
-	r->resume_available = false;
-	free(r->restored_path);
-	r->restored_path = NULL;
-}
-
-static void durable_close(struct oskr_replica *r)
-{
-	oskr__snapshot_writer_free(r->snapshot_writer);
-	r->snapshot_writer = NULL;
-	oskr__state_dir_close(r->state_dir);
-	r->state_dir = NULL;
-	resume_forget(r);
-}
-
-/* Lock the state directory and restore the newest valid snapshot into the
- * app (before any thread runs). */
-static int durable_open(struct oskr_replica *r, uint32_t replica_id,
-			char **err)
-{
-	if (!r->config->state_dir)
-		return 0;
-	char *path = oskr__expand_replica_id(r->config->state_dir, replica_id);
-	if (!path) {
-		oskr__errorf(err, "out of memory");
-		return -ENOMEM;
-	}
-	int rc = oskr__state_dir_open(&r->state_dir, path, err);
-	free(path);
-	if (rc < 0)
-		return rc;
-	const char *dir = oskr__state_dir_path(r->state_dir);
-	struct restore_context context = {.replica = r};
-	struct oskr_snapshot_meta meta;
-	char *from = NULL;
-	rc = oskr__snapshot_load_newest(dir, restore_accept, restore_report,
-					&context, &meta, &from, err);
-	if (rc == 0) {
-		time_t written = (time_t)(meta.created_unix_ms / 1000);
-		struct tm tm;
-		char when[32] = "?";
-		if (gmtime_r(&written, &tm))
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		char checkpoint[64] = "";
-		if (meta.checkpoint)
-			snprintf(checkpoint, sizeof(checkpoint),
-				 " (checkpoint at op %" PRIu64 ")",
-				 meta.checkpoint_op);
-		OSKR_INFO("restored %s: %" PRIu64 " operations applied, %" PRIu64
-			  " bytes of %s state, written by %s at %s%s",
-			  from, meta.applied,
-			  meta.payload_len - meta.protocol_state_len, meta.app,
-			  meta.protocol[0] ? meta.protocol : "?", when,
-			  checkpoint);
-		atomic_store_explicit(&r->applied, meta.applied,
-				      memory_order_relaxed);
-		/* The app holds exactly that file's state now. */
-		r->snapshot_applied = meta.applied;
-		r->snapshot_current = true;
-		r->snapshot_checkpoint = meta.checkpoint;
-		r->restored_applied = meta.applied;
-		r->restored_meta = meta;
-		r->restored_path = from;
-	} else if (rc == -ENOENT) {
-		if (context.skipped)
-			OSKR_ERROR("state_dir %s: none of the %u snapshot "
-				   "file(s) is usable; starting with an empty "
-				   "%s app",
-				   dir, context.skipped, r->app_ops->name);
-		else
-			OSKR_INFO("state_dir %s: no snapshot yet; starting "
-				  "with an empty %s app",
-				  dir, r->app_ops->name);
-	} else {
-		goto err_close;
-	}
-	rc = oskr__snapshot_writer_create(&r->snapshot_writer, dir,
-					  r->config->snapshot.keep);
-	if (rc < 0) {
-		oskr__errorf(err, "cannot start the snapshot writer: %s",
-			     strerror(-rc));
-		goto err_close;
-	}
-	return 0;
-
-err_close:
-	durable_close(r);
-	return rc;
-}
-
-/* ---- life cycle ---- */
-
-/* Say from where the protocol starts, once replica_init returned (a
- * resume was logged by checkpoint_resume itself). */
-static void log_resume_outcome(struct oskr_replica *r)
-{
-	const struct oskr_snapshot_meta *meta = &r->restored_meta;
-	if (!r->restored_path || r->resumed)
-		return;
-	if (r->resume_available) {
-		OSKR_WARN("%s did not resume from the checkpoint at op %" PRIu64
-			  " in %s (its replica_init does not call "
-			  "checkpoint_resume); the protocol starts from op 0 "
-			  "on top of the restored application",
-			  r->plugin->name, meta->checkpoint_op,
-			  r->restored_path);
-		return;
-	}
-	char why[96];
-	if (meta->format_version == OSKR_SNAPSHOT_FORMAT_V1)
-		snprintf(why, sizeof(why), "format 1, before checkpoints");
-	else if (meta->checkpoint)
-		snprintf(why, sizeof(why), "a checkpoint of %s, not of %s",
-			 meta->protocol, r->plugin->name);
-	else
-		snprintf(why, sizeof(why),
-			 "not a checkpoint: written at a stop or by the "
-			 "interval");
-	OSKR_INFO("restored %s (%s); the protocol starts from op 0",
-		  r->restored_path, why);
-}
-
 static void init_task(void *a, void *b, void *c)
 {
 	struct oskr_replica *r = a;
@@ -926,11 +472,11 @@ static void init_task(void *a, void *b, void *c)
 	int rc = r->plugin->replica_init(&r->ctx, r->state);
 	r->in_init = false;
 	if (rc == 0)
-		log_resume_outcome(r);
-	resume_forget(r);
+		oskr__replica_log_resume_outcome(r);
+	oskr__replica_resume_forget(r);
 	if (rc == 0 && r->snapshot_writer && r->snapshot_interval_ns &&
 	    !r->checkpoints_declared)
-		snapshot_timer_arm(r);
+		oskr__replica_snapshot_timer_arm(r);
 	pthread_mutex_lock(&r->init_lock);
 	r->init_rc = rc;
 	r->init_done = true;
@@ -944,7 +490,7 @@ static void fini_task(void *a, void *b, void *c)
 	if (r->plugin->replica_fini)
 		r->plugin->replica_fini(&r->ctx, r->state);
 	atomic_store_explicit(&r->finished, true, memory_order_release);
-	snapshot_take(r, "stop"); /* the app is final now */
+	oskr__replica_snapshot_take(r, "stop"); /* the app is final now */
 }
 
 int oskr__replica_create(struct oskr_replica **out,
@@ -1021,7 +567,7 @@ int oskr__replica_create(struct oskr_replica **out,
 	rc = r->app_ops->create(&r->app, config->app_options, err);
 	if (rc < 0)
 		goto err_signer;
-	rc = durable_open(r, replica_id, err);
+	rc = oskr__replica_durable_open(r, replica_id, err);
 	if (rc < 0)
 		goto err_app;
 
@@ -1077,7 +623,7 @@ err_stage:
 err_transport:
 	r->tops->close(r->transport);
 err_durable:
-	durable_close(r);
+	oskr__replica_durable_close(r);
 err_app:
 	r->app_ops->destroy(r->app);
 err_signer:
@@ -1170,7 +716,7 @@ void oskr__replica_free(struct oskr_replica *r)
 	oskr__timers_free(r->timers);
 	oskr__stage_free(r->stage);
 	r->tops->close(r->transport);
-	durable_close(r);
+	oskr__replica_durable_close(r);
 	r->app_ops->destroy(r->app);
 	oskr__signer_free(r->signer);
 	free(r->timer_slots);
@@ -1244,21 +790,4 @@ void oskr__replica_task_latency(struct oskr_replica *r,
 		return;
 	for (unsigned slot = 0; slot < r->latency_slots; slot++)
 		oskr__latency_accumulate(&r->task_latency[kind][slot], out);
-}
-
-void oskr__replica_durable_status(struct oskr_replica *r,
-				  struct oskr_replica_durable *out)
-{
-	*out = (struct oskr_replica_durable){
-		.state_dir = r->state_dir ? oskr__state_dir_path(r->state_dir)
-					  : NULL,
-		.applied = atomic_load_explicit(&r->applied,
-						memory_order_relaxed),
-		.restored_applied = r->restored_applied,
-		/* set in replica_init, before the control socket answers */
-		.resumed = r->resumed,
-		.resumed_op = r->resumed ? r->restored_meta.checkpoint_op : 0,
-	};
-	if (r->snapshot_writer)
-		oskr__snapshot_writer_stats(r->snapshot_writer, &out->writer);
 }
