@@ -278,24 +278,19 @@ void oskr__config_free(struct oskr_config *config)
 	free(config);
 }
 
-char *oskr__config_private_key_path(const struct oskr_config *config,
-				    uint32_t replica_id)
+char *oskr__expand_replica_id(const char *template, uint32_t replica_id)
 {
-	if (!config || !config->private_key)
-		return NULL;
 	char id_text[16];
-	snprintf(id_text, sizeof(id_text), "%" PRIu32, replica_id);
+	int id_len = snprintf(id_text, sizeof(id_text), "%" PRIu32, replica_id);
 	size_t occurrences = 0;
-	for (const char *p = config->private_key; (p = strstr(p, "%i"));
-	     p += 2)
+	for (const char *p = template; (p = strstr(p, "%i")); p += 2)
 		occurrences++;
-	size_t len = strlen(config->private_key) +
-		     occurrences * strlen(id_text) + 1;
-	char *path = malloc(len);
+	char *path = malloc(strlen(template) + occurrences * (size_t)id_len +
+			    1);
 	if (!path)
 		return NULL;
 	char *out = path;
-	for (const char *p = config->private_key; *p;) {
+	for (const char *p = template; *p;) {
 		if (p[0] == '%' && p[1] == 'i') {
 			out = stpcpy(out, id_text);
 			p += 2;
@@ -305,6 +300,14 @@ char *oskr__config_private_key_path(const struct oskr_config *config,
 	}
 	*out = '\0';
 	return path;
+}
+
+char *oskr__config_private_key_path(const struct oskr_config *config,
+				    uint32_t replica_id)
+{
+	if (!config || !config->private_key)
+		return NULL;
+	return oskr__expand_replica_id(config->private_key, replica_id);
 }
 
 /* Duplicate replicas would make two ids share one endpoint: messages
@@ -1004,22 +1007,12 @@ static int load_daemon_settings(struct yaml_load *load,
 				       &config->metrics_http, err);
 	if (!rc && config->metrics_http) {
 		/* Checked with %i as replica 0: the id may come from -i. */
-		char sample[128];
-		size_t used = 0;
-		for (const char *c = config->metrics_http;
-		     *c && used + 2 < sizeof(sample); c++) {
-			if (c[0] == '%' && c[1] == 'i') {
-				sample[used++] = '0';
-				c++;
-			} else {
-				sample[used++] = *c;
-			}
-		}
-		sample[used] = '\0';
+		char *sample = oskr__expand_replica_id(config->metrics_http, 0);
 		struct sockaddr_storage address;
 		socklen_t address_len;
-		bool ok = oskr__parse_ip_port(sample, &address,
-					      &address_len) == 0;
+		bool ok = sample && oskr__parse_ip_port(sample, &address,
+							&address_len) == 0;
+		free(sample);
 		if (!ok)
 			return oskr__conf_errorf(
 				err, oskr__conf_get(root, "metrics_http"),

@@ -202,6 +202,10 @@ int oskr__config_load_string(const char *file, const char *text,
 			     char **err);
 void oskr__config_free(struct oskr_config *config);
 
+/** @p template with every "%i" replaced by @p replica_id (malloc'd; NULL
+ *  on ENOMEM). Paths and addresses in the config may use it. */
+char *oskr__expand_replica_id(const char *template, uint32_t replica_id);
+
 /** The private key path for @p replica_id ("%i" expanded; malloc'd). */
 char *oskr__config_private_key_path(const struct oskr_config *config,
 				    uint32_t replica_id);

@@ -147,8 +147,6 @@ void oskr__control_render_config(struct oskr__text *out,
 				 uint32_t replica_id, const char *protocol,
 				 const char *plugin_path);
 
-/** @p template with every "%i" replaced by @p replica_id (malloc'd). */
-char *oskr__expand_replica_id(const char *template, uint32_t replica_id);
 
 /* ---- the server ---- */
 

@@ -527,30 +527,6 @@ void oskr__control_render_metrics(struct oskr__text *out,
 
 /* ---- config ---- */
 
-char *oskr__expand_replica_id(const char *template, uint32_t replica_id)
-{
-	char id_text[16];
-	int id_len = snprintf(id_text, sizeof(id_text), "%" PRIu32, replica_id);
-	size_t occurrences = 0;
-	for (const char *p = template; (p = strstr(p, "%i")); p += 2)
-		occurrences++;
-	char *path = malloc(strlen(template) + occurrences * (size_t)id_len +
-			    1);
-	if (!path)
-		return NULL;
-	char *out = path;
-	for (const char *p = template; *p;) {
-		if (p[0] == '%' && p[1] == 'i') {
-			out = stpcpy(out, id_text);
-			p += 2;
-		} else {
-			*out++ = *p++;
-		}
-	}
-	*out = '\0';
-	return path;
-}
-
 /* Values are printed as written; anything outside printable ASCII is
  * shown as a quoted, escaped string so one value is always one line. */
 static void print_value(struct oskr__text *out, const char *value)
