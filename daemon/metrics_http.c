@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -144,36 +143,24 @@ int oskr__metrics_http_start(struct oskr_metrics_http **out,
 	uint16_t port = ntohs(address.ss_family == AF_INET6
 				      ? ((struct sockaddr_in6 *)&address)->sin6_port
 				      : ((struct sockaddr_in *)&address)->sin_port);
-	/* MHD reports a failed bind through the logger, then returns NULL:
-	 * check the port first for an error that names the cause. */
-	int probe = socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe >= 0) {
-		int one = 1;
-		setsockopt(probe, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(probe, (struct sockaddr *)&address, address_len) < 0) {
-			int e = errno;
-			close(probe);
-			oskr__errorf(err,
-				     "metrics_http: cannot listen on %s: %s%s",
-				     listen, strerror(e),
-				     e == EADDRINUSE
-					     ? " (another oskrd on the same "
-					       "port? use %i in the port)"
-					     : "");
-			goto err_free;
-		}
-		close(probe);
-	}
+	/* The logger first: options before it would log to stderr. */
 	http->daemon = MHD_start_daemon(
-		flags, port, NULL, NULL, answer, http, MHD_OPTION_SOCK_ADDR,
-		(struct sockaddr *)&address, MHD_OPTION_CONNECTION_LIMIT,
+		flags, port, NULL, NULL, answer, http,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&address,
+		MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)OSKR_CONTROL_MAX_CONNECTIONS,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)(OSKR_CONTROL_TIMEOUT_MS / 1000),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+		MHD_OPTION_END);
 	if (!http->daemon) {
-		oskr__errorf(err, "metrics_http: cannot serve on %s", listen);
+		/* libmicrohttpd logged why (mhd_log: bind, listen, …). */
+		oskr__errorf(err,
+			     "metrics_http: cannot serve on %s (see the "
+			     "warning above; another oskrd on the same port? "
+			     "use %%i in the port)",
+			     listen);
 		goto err_free;
 	}
 	OSKR_INFO("metrics_http: serving http://%s/metrics", listen);
