@@ -65,41 +65,8 @@ declare -A pid_of # process name -> PID, while running
 cpus=$(nproc)
 started_at=$SECONDS
 
-stop_all() {
-	local name
-	for name in "${!pid_of[@]}"; do
-		kill -TERM "${pid_of[$name]}" 2>/dev/null
-	done
-	for name in "${!pid_of[@]}"; do
-		local pid=${pid_of[$name]}
-		for _ in $(seq 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		unset "pid_of[$name]"
-	done
-}
-teardown() {
-	stop_all
-	local node
-	for node in "${nodes[@]}"; do
-		ip netns del "$tag-$node" 2>/dev/null
-		ip link del "$tag${node}p" 2>/dev/null
-	done
-	nodes=()
-	ip link del "$bridge" 2>/dev/null
-	rm -rf /var/run/dpdk/"$tag"-*
-}
-cleanup() {
-	teardown
-	if [ -n "${KEEP:-}" ]; then
-		echo "kept $dir"
-	else
-		rm -rf "$dir"
-	fi
-}
+mac_prefix=02:0d:c0:00:00
+. test/tools/netns-lib.sh
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
@@ -201,30 +168,7 @@ EOF
 }
 
 # ---- topology: a bridge, a namespace + veth per node ----
-mac_of() { # node -> MAC
-	case $1 in
-	c) echo 02:0d:c0:00:00:c0 ;;
-	r*) echo "02:0d:c0:00:00:0${1#r}" ;;
-	esac
-}
-add_node() {
-	local node=$1 ns=$tag-$1 veth=$tag$1
-	ip netns add "$ns" || fail "cannot create network namespace $ns"
-	nodes+=("$node")
-	ip link add "$veth" type veth peer name "${veth}p" || fail "cannot create veth $veth"
-	# no IPv6 chatter (router solicitations, MLD) on the segment
-	sysctl -qw "net.ipv6.conf.${veth}p.disable_ipv6=1" 2>/dev/null
-	ip link set "$veth" netns "$ns" || fail "cannot move $veth into $ns"
-	ip link set "${veth}p" master "$bridge" || fail "cannot attach ${veth}p to $bridge"
-	ip link set "${veth}p" up
-	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 2>/dev/null
-	ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 2>/dev/null
-	ip -n "$ns" link set "$veth" address "$(mac_of "$node")" || fail "cannot set the MAC of $veth"
-	ip -n "$ns" link set "$veth" up || fail "cannot bring $veth up"
-}
-ip link add "$bridge" type bridge || fail "cannot create a Linux bridge (bridge module?)"
-sysctl -qw "net.ipv6.conf.$bridge.disable_ipv6=1" 2>/dev/null
-ip link set "$bridge" up
+add_bridge
 for node in r0 r1 r2 r3 c; do
 	add_node "$node"
 done
